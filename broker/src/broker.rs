@@ -1,0 +1,167 @@
+//! The broker: a registry of named, typed topics.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::config::TopicConfig;
+use crate::error::TopicError;
+use crate::name;
+use crate::sync::Arc;
+use crate::topic::{Topic, TopicShared};
+
+/// A topic of any value type, as the registry holds it.
+trait ErasedTopic: Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn type_name(&self) -> &'static str;
+    fn partitions(&self) -> u32;
+    fn close(&self);
+}
+
+impl<T: Send + Sync + 'static> ErasedTopic for Arc<TopicShared<T>> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    fn partitions(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
+    fn close(&self) {
+        TopicShared::close(self);
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    topics: HashMap<String, Box<dyn ErasedTopic>>,
+    closed: bool,
+}
+
+/// An embedded log broker: named topics with Kafka semantics, in this process.
+///
+/// Cheap to clone (clones share the topics), `Send + Sync`.
+#[derive(Clone, Default)]
+pub struct Broker {
+    // std's Mutex even under loom: topic lookup is not part of any modelled protocol.
+    registry: std::sync::Arc<Mutex<Registry>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("topics", &self.topic_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A new, empty broker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates topic `name` with `config`, or opens it if it exists.
+    ///
+    /// Opening an existing topic checks the value type and the partition count against the
+    /// ones it was created with (a mismatch is an error); its other settings are kept.
+    /// Names are checked like Kafka's: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or
+    /// `..`; names starting with `__` are reserved for [internal topics](Self::internal_topic).
+    pub fn topic<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Topic<T>, TopicError> {
+        name::validate_user_topic(name).map_err(|source| TopicError::InvalidName {
+            name: name.to_owned(),
+            source,
+        })?;
+        self.create_or_open(name, Some(config))
+    }
+
+    /// Creates or opens an internal topic: its name must start with `__`.
+    pub fn internal_topic<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Topic<T>, TopicError> {
+        name::validate_internal_topic(name).map_err(|source| TopicError::InvalidName {
+            name: name.to_owned(),
+            source,
+        })?;
+        self.create_or_open(name, Some(config))
+    }
+
+    /// Opens an existing topic, checking its value type.
+    pub fn open_topic<T: Send + Sync + 'static>(&self, name: &str) -> Result<Topic<T>, TopicError> {
+        self.create_or_open(name, None)
+    }
+
+    fn create_or_open<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        config: Option<TopicConfig>,
+    ) -> Result<Topic<T>, TopicError> {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if registry.closed {
+            return Err(TopicError::BrokerClosed);
+        }
+        if let Some(existing) = registry.topics.get(name) {
+            let Some(shared) = existing.as_any().downcast_ref::<Arc<TopicShared<T>>>() else {
+                return Err(TopicError::TypeMismatch {
+                    name: name.to_owned(),
+                    existing: existing.type_name(),
+                    requested: std::any::type_name::<T>(),
+                });
+            };
+            if let Some(config) = &config
+                && config.partitions != existing.partitions()
+            {
+                return Err(TopicError::PartitionMismatch {
+                    name: name.to_owned(),
+                    existing: existing.partitions(),
+                    requested: config.partitions,
+                });
+            }
+            return Ok(Topic {
+                shared: Arc::clone(shared),
+            });
+        }
+        let Some(config) = config else {
+            return Err(TopicError::NotFound {
+                name: name.to_owned(),
+            });
+        };
+        config.check().map_err(|reason| TopicError::InvalidConfig {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let shared = Arc::new(TopicShared::<T>::new(name, config));
+        registry
+            .topics
+            .insert(name.to_owned(), Box::new(Arc::clone(&shared)));
+        Ok(Topic { shared })
+    }
+
+    /// The names of every topic, sorted.
+    pub fn topic_names(&self) -> Vec<String> {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = registry.topics.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Closes every topic (see [`Topic::close`]); creating or opening topics fails from now
+    /// on with [`TopicError::BrokerClosed`].
+    pub fn close(&self) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.closed = true;
+        for topic in registry.topics.values() {
+            topic.close();
+        }
+    }
+}

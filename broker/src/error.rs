@@ -1,0 +1,313 @@
+//! Error types. Each error that is given a value gives it back.
+
+use std::fmt;
+
+/// Why a topic or group name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    #[error("name is empty")]
+    Empty,
+    /// The name is longer than 249 bytes.
+    #[error("name is {len} bytes long, the limit is 249")]
+    TooLong {
+        /// Length of the refused name, in bytes.
+        len: usize,
+    },
+    /// The name is `.` or `..`.
+    #[error("name cannot be `.` or `..`")]
+    DotOnly,
+    /// The name holds a character outside `[a-zA-Z0-9._-]`.
+    #[error("name has the character {ch:?} at byte {index}, only `[a-zA-Z0-9._-]` are allowed")]
+    InvalidChar {
+        /// The first refused character.
+        ch: char,
+        /// Its byte index in the name.
+        index: usize,
+    },
+    /// A user topic name starts with the reserved `__` prefix.
+    #[error("names starting with `__` are reserved for internal topics")]
+    Reserved,
+    /// An internal topic name does not start with `__`.
+    #[error("internal topic names must start with `__`")]
+    NotInternal,
+}
+
+/// Why a topic could not be created or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The name is not a valid topic name.
+    #[error("invalid topic name {name:?}: {source}")]
+    InvalidName {
+        /// The refused name.
+        name: String,
+        /// Why it was refused.
+        source: NameError,
+    },
+    /// The topic exists with another value type.
+    #[error("topic `{name}` holds `{existing}` values, not `{requested}`")]
+    TypeMismatch {
+        /// Topic name.
+        name: String,
+        /// Value type the topic was created with.
+        existing: &'static str,
+        /// Value type asked for now.
+        requested: &'static str,
+    },
+    /// The topic exists with another partition count.
+    #[error("topic `{name}` has {existing} partitions, not {requested}")]
+    PartitionMismatch {
+        /// Topic name.
+        name: String,
+        /// Partition count the topic was created with.
+        existing: u32,
+        /// Partition count asked for now.
+        requested: u32,
+    },
+    /// The configuration cannot work.
+    #[error("invalid configuration for topic `{name}`: {reason}")]
+    InvalidConfig {
+        /// Topic name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// No topic has this name.
+    #[error("no topic named `{name}`")]
+    NotFound {
+        /// Topic name.
+        name: String,
+    },
+    /// The broker was closed.
+    #[error("the broker is closed")]
+    BrokerClosed,
+}
+
+/// A send that did not happen; the value is given back.
+#[derive(PartialEq, Eq, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError<T> {
+    /// The topic is closed.
+    #[error("sending on a closed topic")]
+    Closed(T),
+    /// The partition asked for does not exist.
+    #[error("partition {partition} does not exist, the topic has {partitions}")]
+    NoSuchPartition {
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+        /// The value that was not sent.
+        value: T,
+    },
+}
+
+impl<T> SendError<T> {
+    /// Takes the value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Closed(value) | Self::NoSuchPartition { value, .. } => value,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(_) => f.write_str("Closed(..)"),
+            Self::NoSuchPartition {
+                partition,
+                partitions,
+                ..
+            } => f
+                .debug_struct("NoSuchPartition")
+                .field("partition", partition)
+                .field("partitions", partitions)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A non-waiting send that did not happen; the value is given back.
+#[derive(PartialEq, Eq, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError<T> {
+    /// The topic is bounded with `Overflow::Block` and full: a reader or group must move on
+    /// first.
+    #[error("topic is full")]
+    Full(T),
+    /// The send failed for a reason waiting would not fix.
+    #[error(transparent)]
+    Send(SendError<T>),
+}
+
+impl<T> TrySendError<T> {
+    /// Takes the value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(value) => value,
+            Self::Send(err) => err.into_inner(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Send(err) => f.debug_tuple("Send").field(err).finish(),
+        }
+    }
+}
+
+impl<T> From<SendError<T>> for TrySendError<T> {
+    fn from(err: SendError<T>) -> Self {
+        Self::Send(err)
+    }
+}
+
+/// Why a receive returned no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The reader fell behind the topic's retention: `skipped` records were removed before it
+    /// read them. The reader has moved to the oldest record kept, and the next receive
+    /// continues from there.
+    #[error("reader lagged behind on partition {partition}: {skipped} records were skipped")]
+    Lagged {
+        /// Partition where records were skipped.
+        partition: u32,
+        /// Exactly how many records were skipped.
+        skipped: u64,
+    },
+    /// The topic is closed and every record was read.
+    #[error("topic is closed and fully read")]
+    Closed,
+}
+
+/// Why a non-waiting receive returned no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// No record is available now.
+    #[error("no record available")]
+    Empty,
+    /// See [`RecvError::Lagged`].
+    #[error("reader lagged behind on partition {partition}: {skipped} records were skipped")]
+    Lagged {
+        /// Partition where records were skipped.
+        partition: u32,
+        /// Exactly how many records were skipped.
+        skipped: u64,
+    },
+    /// The topic is closed and every record was read.
+    #[error("topic is closed and fully read")]
+    Closed,
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(err: RecvError) -> Self {
+        match err {
+            RecvError::Lagged { partition, skipped } => Self::Lagged { partition, skipped },
+            RecvError::Closed => Self::Closed,
+        }
+    }
+}
+
+/// A receive with a deadline that returned no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvTimeoutError {
+    /// The deadline passed with no record.
+    #[error("timed out waiting for a record")]
+    Timeout,
+    /// See [`RecvError`].
+    #[error(transparent)]
+    Recv(#[from] RecvError),
+}
+
+/// Why a reader could not be positioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeekError {
+    /// The partition does not exist.
+    #[error("partition {partition} does not exist, the topic has {partitions}")]
+    NoSuchPartition {
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+    /// The reader does not read this partition (a group member that does not own it).
+    #[error("partition {partition} is not read by this reader")]
+    NotAssigned {
+        /// The partition asked for.
+        partition: u32,
+    },
+    /// The offset is outside the records kept.
+    #[error(
+        "offset {offset} is out of range for partition {partition}, kept: {earliest}..={latest}"
+    )]
+    OffsetOutOfRange {
+        /// Partition.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// The oldest offset kept.
+        earliest: u64,
+        /// The next offset to be written (reading there waits for new records).
+        latest: u64,
+    },
+}
+
+/// Why a commit was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The partition does not exist.
+    #[error("partition {partition} does not exist, the topic has {partitions}")]
+    NoSuchPartition {
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+    /// The member does not own this partition in the group's current generation: a rebalance
+    /// gave it to another member, which resumes from the last successful commit.
+    #[error("partition {partition} is not owned by this member in generation {generation}")]
+    NotOwner {
+        /// Partition.
+        partition: u32,
+        /// The group's current generation.
+        generation: u64,
+    },
+    /// The offset is past the end of the partition.
+    #[error("offset {offset} is past the end of partition {partition} ({end})")]
+    OffsetOutOfRange {
+        /// Partition.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// The partition's end offset.
+        end: u64,
+    },
+}
+
+/// Why a group could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// The name is not a valid group name.
+    #[error("invalid group name {name:?}: {source}")]
+    InvalidName {
+        /// The refused name.
+        name: String,
+        /// Why it was refused.
+        source: NameError,
+    },
+    /// A new group's start position does not exist in some partition.
+    #[error("invalid start position for group: {0}")]
+    Start(#[from] SeekError),
+}

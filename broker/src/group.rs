@@ -1,0 +1,505 @@
+//! Consumer groups: members share a topic's partitions, one owner per partition at a time,
+//! and resume from the group's committed offsets.
+//!
+//! Kafka's group protocol in miniature: every join or leave increases the group's
+//! *generation* and recomputes the assignment (balanced, and sticky: a partition stays with its
+//! owner when the balance allows). A member notices a new generation on its next receive,
+//! drops the partitions it lost and starts the ones it gained at their committed offset. A
+//! commit is accepted only from the partition's owner in the current generation, so a member
+//! that lost a partition cannot move its committed offset any more.
+
+use std::future::poll_fn;
+use std::time::{Duration, Instant};
+
+use crate::config::Start;
+use crate::consumer::expect_recv_error;
+use crate::cursor::{Cursor, CursorSet, SetStep, resolve};
+use crate::error::{CommitError, RecvError, RecvTimeoutError, SeekError, TryRecvError};
+use crate::notify::{Notifier, Wake};
+use crate::partition::Tracking;
+use crate::record::{Position, Record};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock, next_id};
+use crate::topic::TopicShared;
+use crate::wait::{Readable, block_step, poll_step};
+
+struct GroupInner {
+    generation: u64,
+    /// Member ids, in join order.
+    members: Vec<u64>,
+    /// Owner of each partition in this generation.
+    owners: Vec<Option<u64>>,
+}
+
+pub(crate) struct GroupShared {
+    pub(crate) name: String,
+    inner: Mutex<GroupInner>,
+    /// Mirrors `inner.generation`, so members can check it without the lock.
+    generation: AtomicU64,
+    /// Next offset to read, per partition. On `Overflow::Block` topics these are registered
+    /// with the partitions as positions that must not lose records.
+    committed: Box<[Arc<AtomicU64>]>,
+    /// Wakes parked members when the assignment changes.
+    rebalance: Notifier,
+}
+
+impl GroupShared {
+    pub(crate) fn new<T>(
+        name: &str,
+        topic: &TopicShared<T>,
+        start: Start,
+    ) -> Result<Self, SeekError> {
+        let tracked_id = next_id();
+        let committed = topic
+            .partitions
+            .iter()
+            .map(|part| {
+                let position = Arc::new(AtomicU64::new(0));
+                let tracking = part.policy.blocks_producers().then_some(Tracking {
+                    id: tracked_id,
+                    position: &position,
+                    register: true,
+                });
+                let (offset, _) = part.position(|p, blocks| resolve(p, blocks, start), tracking)?;
+                // Release: pairs with the Acquire in `GroupMember::sync`.
+                position.store(offset, Ordering::Release);
+                Ok(position)
+            })
+            .collect::<Result<_, SeekError>>()?;
+        Ok(Self {
+            name: name.to_owned(),
+            inner: Mutex::new(GroupInner {
+                generation: 0,
+                members: Vec::new(),
+                owners: vec![None; topic.partitions.len()],
+            }),
+            generation: AtomicU64::new(0),
+            committed,
+            rebalance: Notifier::new(),
+        })
+    }
+
+    fn change_members(&self, change: impl FnOnce(&mut Vec<u64>)) {
+        {
+            let mut inner = lock(&self.inner);
+            change(&mut inner.members);
+            let GroupInner {
+                members, owners, ..
+            } = &mut *inner;
+            assign(owners, members);
+            inner.generation += 1;
+            // Release: pairs with the Acquire in `GroupMember::sync`.
+            self.generation.store(inner.generation, Ordering::Release);
+        }
+        self.rebalance.notify_all_fenced();
+    }
+}
+
+/// Balanced, sticky assignment: each member gets `n / m` or `n / m + 1` partitions (the
+/// earliest members the larger share); a partition keeps its owner while that owner is under
+/// its share.
+fn assign(owners: &mut [Option<u64>], members: &[u64]) {
+    if members.is_empty() {
+        owners.fill(None);
+        return;
+    }
+    let (n, m) = (owners.len(), members.len());
+    let share = |i: usize| n / m + usize::from(i < n % m);
+    let mut counts = vec![0usize; m];
+    for owner in owners.iter_mut() {
+        let keep = owner
+            .and_then(|id| members.iter().position(|&member| member == id))
+            .filter(|&i| counts[i] < share(i));
+        match keep {
+            Some(i) => counts[i] += 1,
+            None => *owner = None,
+        }
+    }
+    for owner in owners.iter_mut().filter(|o| o.is_none()) {
+        let i = (0..m)
+            .find(|&i| counts[i] < share(i))
+            .expect("shares add up to the partition count");
+        counts[i] += 1;
+        *owner = Some(members[i]);
+    }
+}
+
+/// A consumer group of a topic. Cheap to clone.
+pub struct Group<T> {
+    topic: Arc<TopicShared<T>>,
+    shared: Arc<GroupShared>,
+}
+
+impl<T> Clone for Group<T> {
+    fn clone(&self) -> Self {
+        Self {
+            topic: Arc::clone(&self.topic),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Group<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("topic", &self.topic.name)
+            .field("name", &self.shared.name)
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Group<T> {
+    pub(crate) fn new(topic: Arc<TopicShared<T>>, shared: Arc<GroupShared>) -> Self {
+        Self { topic, shared }
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Joins the group: the group rebalances, and the new member owns its share of the
+    /// partitions, resuming each from the committed offset. Leaving is dropping the member
+    /// (or [`GroupMember::leave`]).
+    pub fn join(&self) -> GroupMember<T> {
+        let id = next_id();
+        self.shared.change_members(|members| members.push(id));
+        GroupMember {
+            core: MemberCore {
+                group: self.clone(),
+                id,
+            },
+            generation: 0,
+            set: CursorSet::new(Vec::new()),
+        }
+    }
+
+    /// The generation: increases on every join and leave.
+    pub fn generation(&self) -> u64 {
+        // Acquire: pairs with the Release in `change_members`.
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// How many members the group has.
+    pub fn members(&self) -> usize {
+        lock(&self.shared.inner).members.len()
+    }
+
+    /// The committed offset of `partition`: the next offset the group will read there.
+    pub fn committed(&self, partition: u32) -> Option<u64> {
+        self.shared
+            .committed
+            .get(partition as usize)
+            // Acquire: pairs with the Release in `commit_offset`.
+            .map(|c| c.load(Ordering::Acquire))
+    }
+
+    /// Records appended but not yet committed by the group, per partition.
+    pub fn lag(&self) -> Vec<u64> {
+        self.topic
+            .partitions
+            .iter()
+            .zip(self.shared.committed.iter())
+            .map(|(part, committed)| part.end().saturating_sub(committed.load(Ordering::Acquire)))
+            .collect()
+    }
+
+    fn commit_offset(&self, member: u64, partition: u32, offset: u64) -> Result<(), CommitError> {
+        let Some(part) = self.topic.partitions.get(partition as usize) else {
+            return Err(CommitError::NoSuchPartition {
+                partition,
+                partitions: self.topic.partitions.len() as u32,
+            });
+        };
+        {
+            let inner = lock(&self.shared.inner);
+            if inner.owners[partition as usize] != Some(member) {
+                return Err(CommitError::NotOwner {
+                    partition,
+                    generation: inner.generation,
+                });
+            }
+            let end = part.end();
+            if offset > end {
+                return Err(CommitError::OffsetOutOfRange {
+                    partition,
+                    offset,
+                    end,
+                });
+            }
+            // Release: pairs with the Acquire of the next owner (`sync`), of `committed`, and
+            // of producers' `refresh_limit` on `Overflow::Block` topics. Under the lock so
+            // that a new owner reads it after the last accepted commit.
+            self.shared.committed[partition as usize].store(offset, Ordering::Release);
+        }
+        if part.policy.blocks_producers() {
+            part.space.notify_all_fenced();
+        }
+        Ok(())
+    }
+}
+
+/// What a [`GroupRecord`] needs to commit itself.
+struct MemberCore<T> {
+    group: Group<T>,
+    id: u64,
+}
+
+/// A member of a consumer group: reads the partitions it owns.
+///
+/// Dropping it leaves the group, which rebalances its partitions to the other members; they
+/// resume from the committed offsets (so records read but not committed are read again:
+/// at-least-once).
+pub struct GroupMember<T> {
+    core: MemberCore<T>,
+    /// The generation `set` was built for.
+    generation: u64,
+    set: CursorSet<T>,
+}
+
+impl<T> std::fmt::Debug for GroupMember<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMember")
+            .field("group", &self.core.group.shared.name)
+            .field("generation", &self.generation)
+            .field("assignment", &self.assignment())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Readable for GroupMember<T> {
+    fn step(&mut self) -> SetStep {
+        self.sync();
+        self.set.step()
+    }
+
+    fn register(&mut self, wake: &Wake) {
+        self.set
+            .register(wake, Some(&self.core.group.shared.rebalance));
+    }
+
+    fn unregister(&mut self) {
+        self.set.unregister(Some(&self.core.group.shared.rebalance));
+    }
+}
+
+impl<T> GroupMember<T> {
+    /// Adopts the current assignment if the generation changed.
+    fn sync(&mut self) {
+        let shared = &self.core.group.shared;
+        // Acquire: pairs with the Release in `change_members`.
+        if shared.generation.load(Ordering::Acquire) == self.generation {
+            return;
+        }
+        self.set.unregister(Some(&shared.rebalance));
+        let inner = lock(&shared.inner);
+        let mut kept: Vec<Cursor<T>> = std::mem::take(&mut self.set.cursors);
+        kept.retain(|c| inner.owners[c.partition() as usize] == Some(self.core.id));
+        for (partition, owner) in inner.owners.iter().enumerate() {
+            if *owner == Some(self.core.id)
+                && !kept.iter().any(|c| c.partition() as usize == partition)
+            {
+                let part = Arc::clone(&self.core.group.topic.partitions[partition]);
+                // Acquire: pairs with the Release in `commit_offset`.
+                let offset = shared.committed[partition].load(Ordering::Acquire);
+                kept.push(Cursor::untracked_at(part, offset));
+            }
+        }
+        kept.sort_by_key(|c| c.partition());
+        self.set.cursors = kept;
+        self.generation = inner.generation;
+    }
+
+    /// Waits for the next record of the partitions this member owns. A member that owns no
+    /// partition waits until a rebalance gives it some.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no record.
+    pub async fn recv(&mut self) -> Result<GroupRecord<'_, T>, RecvError> {
+        let step = poll_fn(|cx| poll_step(self, cx)).await;
+        self.finish(step).map_err(expect_recv_error)
+    }
+
+    /// Blocks the thread until the next record.
+    pub fn recv_blocking(&mut self) -> Result<GroupRecord<'_, T>, RecvError> {
+        let step = block_step(self, None).expect("no deadline");
+        self.finish(step).map_err(expect_recv_error)
+    }
+
+    /// Blocks the thread until the next record or until `timeout` passes.
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<GroupRecord<'_, T>, RecvTimeoutError> {
+        match block_step(self, Some(Instant::now() + timeout)) {
+            None => Err(RecvTimeoutError::Timeout),
+            Some(step) => self
+                .finish(step)
+                .map_err(|e| RecvTimeoutError::Recv(expect_recv_error(e))),
+        }
+    }
+
+    /// The next record if one is available now.
+    pub fn try_recv(&mut self) -> Result<GroupRecord<'_, T>, TryRecvError> {
+        let step = Readable::step(self);
+        self.finish(step)
+    }
+
+    fn finish(&self, step: SetStep) -> Result<GroupRecord<'_, T>, TryRecvError> {
+        match step {
+            SetStep::Ready(i) => {
+                let cursor = &self.set.cursors[i];
+                let (entry, offset) = cursor.last();
+                Ok(GroupRecord {
+                    record: Record::new(entry, cursor.partition(), offset),
+                    member: &self.core,
+                })
+            }
+            SetStep::Empty => Err(TryRecvError::Empty),
+            SetStep::Lagged { partition, skipped } => {
+                Err(TryRecvError::Lagged { partition, skipped })
+            }
+            SetStep::Closed => Err(TryRecvError::Closed),
+        }
+    }
+
+    /// Commits everything up to and including the record at `position`: the group resumes
+    /// after it. Refused if this member does not own the partition in the current generation.
+    pub fn commit(&self, position: Position) -> Result<(), CommitError> {
+        self.commit_offset(position.partition, position.offset + 1)
+    }
+
+    /// Commits `next_offset` as the next offset the group reads in `partition` (Kafka's
+    /// meaning of a committed offset).
+    pub fn commit_offset(&self, partition: u32, next_offset: u64) -> Result<(), CommitError> {
+        self.core
+            .group
+            .commit_offset(self.core.id, partition, next_offset)
+    }
+
+    /// Moves this member's reading position in an owned partition (the committed offset does
+    /// not move until the next commit).
+    pub fn seek(&mut self, partition: u32, start: Start) -> Result<(), SeekError> {
+        self.sync();
+        let partitions = self.core.group.topic.partitions.len() as u32;
+        if partition >= partitions {
+            return Err(SeekError::NoSuchPartition {
+                partition,
+                partitions,
+            });
+        }
+        self.set
+            .cursors
+            .iter_mut()
+            .find(|c| c.partition() == partition)
+            .ok_or(SeekError::NotAssigned { partition })?
+            .seek(start)
+    }
+
+    /// The partitions this member owns, as of its last receive (or now, after
+    /// [`refresh`](Self::refresh)).
+    pub fn assignment(&self) -> Vec<u32> {
+        self.set.cursors.iter().map(|c| c.partition()).collect()
+    }
+
+    /// Adopts the group's current assignment now, without receiving.
+    pub fn refresh(&mut self) {
+        self.sync();
+    }
+
+    /// The generation this member's assignment belongs to.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The next offset this member reads in `partition`, if it owns it.
+    pub fn position(&self, partition: u32) -> Option<u64> {
+        self.set
+            .cursors
+            .iter()
+            .find(|c| c.partition() == partition)
+            .map(|c| c.position())
+    }
+
+    /// Records appended but not yet read by this member, over its partitions.
+    pub fn lag(&self) -> u64 {
+        self.set
+            .cursors
+            .iter()
+            .map(|c| c.part.end().saturating_sub(c.position()))
+            .sum()
+    }
+
+    /// The group this member belongs to.
+    pub fn group(&self) -> &Group<T> {
+        &self.core.group
+    }
+
+    /// Leaves the group (the same as dropping the member).
+    pub fn leave(self) {}
+}
+
+impl<T> Drop for GroupMember<T> {
+    fn drop(&mut self) {
+        let id = self.core.id;
+        self.core
+            .group
+            .shared
+            .change_members(|members| members.retain(|&m| m != id));
+    }
+}
+
+/// A record read by a group member; it can commit itself.
+pub struct GroupRecord<'a, T> {
+    record: Record<'a, T>,
+    member: &'a MemberCore<T>,
+}
+
+impl<'a, T> GroupRecord<'a, T> {
+    /// Commits everything up to and including this record.
+    pub fn commit(&self) -> Result<(), CommitError> {
+        let position = self.record.position();
+        self.member
+            .group
+            .commit_offset(self.member.id, position.partition, position.offset + 1)
+    }
+
+    /// The record, without the ability to commit.
+    pub fn into_record(self) -> Record<'a, T> {
+        self.record
+    }
+}
+
+impl<'a, T> std::ops::Deref for GroupRecord<'a, T> {
+    type Target = Record<'a, T>;
+
+    fn deref(&self) -> &Record<'a, T> {
+        &self.record
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for GroupRecord<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.record.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign;
+
+    #[test]
+    fn assignment_is_balanced_and_sticky() {
+        let mut owners = vec![None; 5];
+        assign(&mut owners, &[1]);
+        assert_eq!(owners, vec![Some(1); 5]);
+        assign(&mut owners, &[1, 2]);
+        assert_eq!(owners.iter().filter(|o| **o == Some(1)).count(), 3);
+        assert_eq!(owners.iter().filter(|o| **o == Some(2)).count(), 2);
+        // Member 1 kept its first three partitions: sticky.
+        assert_eq!(&owners[..3], &[Some(1); 3]);
+        assign(&mut owners, &[2]);
+        assert_eq!(owners, vec![Some(2); 5]);
+        assign(&mut owners, &[]);
+        assert_eq!(owners, vec![None; 5]);
+    }
+}

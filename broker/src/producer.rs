@@ -1,0 +1,281 @@
+//! Producers: append records, choosing the partition round-robin, by key, or explicitly.
+
+use std::future::poll_fn;
+use std::task::Poll;
+
+use crate::block::Entry;
+use crate::clock::now_nanos;
+use crate::error::{SendError, TrySendError};
+use crate::notify::Wake;
+use crate::partition::{ClaimError, Partition};
+use crate::partitioner::partition_for_key;
+use crate::record::Position;
+use crate::sync::{Arc, AtomicUsize, Ordering, next_id, thread};
+use crate::topic::TopicShared;
+
+/// Appends records to a topic. Cheap to clone; `Send + Sync`, so one producer can be shared
+/// by many tasks, or each task can have its own clone.
+///
+/// Every send returns the record's [`Position`] once it is appended (visible to readers).
+/// On a topic bounded with [`Overflow::Block`](crate::Overflow::Block), a send waits while the
+/// partition is full; [`try_send`](Self::try_send) returns [`TrySendError::Full`] instead.
+/// Every error gives the value back.
+pub struct Producer<T> {
+    topic: Arc<TopicShared<T>>,
+    /// Round-robin counter for unkeyed sends; each handle has its own.
+    next: AtomicUsize,
+}
+
+impl<T> Clone for Producer<T> {
+    fn clone(&self) -> Self {
+        Self::new(Arc::clone(&self.topic))
+    }
+}
+
+impl<T> std::fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("topic", &self.topic.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a send goes.
+#[derive(Clone, Copy)]
+enum Route<'k> {
+    RoundRobin,
+    Key(&'k [u8]),
+    Partition(u32),
+}
+
+/// Appends one entry now, or gives it back with the reason.
+fn try_append<T>(
+    part: &Partition<T>,
+    mut entry: Entry<T>,
+) -> Result<Position, (ClaimError, Entry<T>)> {
+    match part.claim(1) {
+        Ok(claim) => {
+            let offset = claim.offset;
+            entry.timestamp = now_nanos();
+            part.publish(claim, std::iter::once(entry));
+            Ok(Position {
+                partition: part.index,
+                offset,
+            })
+        }
+        Err(err) => Err((err, entry)),
+    }
+}
+
+impl<T> Producer<T> {
+    pub(crate) fn new(topic: Arc<TopicShared<T>>) -> Self {
+        // Different handles start on different partitions.
+        let next = AtomicUsize::new(next_id() as usize);
+        Self { topic, next }
+    }
+
+    fn partition(
+        &self,
+        route: Route<'_>,
+        value: T,
+    ) -> Result<(&Partition<T>, Entry<T>), SendError<T>> {
+        let partitions = self.topic.partitions.len() as u32;
+        let (index, key) = match route {
+            Route::RoundRobin if partitions == 1 => (0, None),
+            // Relaxed: only the spread matters, not an order.
+            Route::RoundRobin => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                ((n % partitions as usize) as u32, None)
+            }
+            Route::Key(key) => (partition_for_key(key, partitions), Some(key.into())),
+            Route::Partition(partition) if partition < partitions => (partition, None),
+            Route::Partition(partition) => {
+                return Err(SendError::NoSuchPartition {
+                    partition,
+                    partitions,
+                    value,
+                });
+            }
+        };
+        let entry = Entry {
+            timestamp: 0,
+            key,
+            value,
+        };
+        Ok((&self.topic.partitions[index as usize], entry))
+    }
+
+    async fn send_route(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
+        let (part, entry) = self.partition(route, value)?;
+        let mut entry = Some(entry);
+        let mut waiter = None;
+        poll_fn(|cx| {
+            let pending = entry.take().expect("polled after completion");
+            let pending = match try_append(part, pending) {
+                Ok(pos) => return Poll::Ready(Ok(pos)),
+                Err((ClaimError::Closed, e)) => {
+                    return Poll::Ready(Err(SendError::Closed(e.value)));
+                }
+                Err((ClaimError::Full, e)) => e,
+            };
+            let id = *waiter.get_or_insert_with(next_id);
+            part.space
+                .register_fenced(id, &Wake::Task(cx.waker().clone()));
+            match try_append(part, pending) {
+                Ok(pos) => {
+                    part.space.unregister(id);
+                    Poll::Ready(Ok(pos))
+                }
+                Err((ClaimError::Closed, e)) => {
+                    part.space.unregister(id);
+                    Poll::Ready(Err(SendError::Closed(e.value)))
+                }
+                Err((ClaimError::Full, e)) => {
+                    entry = Some(e);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    fn send_route_blocking(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
+        let (part, mut entry) = self.partition(route, value)?;
+        let mut waiter = None;
+        let result = loop {
+            entry = match try_append(part, entry) {
+                Ok(pos) => break Ok(pos),
+                Err((ClaimError::Closed, e)) => break Err(SendError::Closed(e.value)),
+                Err((ClaimError::Full, e)) => e,
+            };
+            let id = *waiter.get_or_insert_with(next_id);
+            part.space
+                .register_fenced(id, &Wake::Thread(thread::current()));
+            entry = match try_append(part, entry) {
+                Ok(pos) => break Ok(pos),
+                Err((ClaimError::Closed, e)) => break Err(SendError::Closed(e.value)),
+                Err((ClaimError::Full, e)) => e,
+            };
+            thread::park();
+        };
+        if let Some(id) = waiter {
+            part.space.unregister(id);
+        }
+        result
+    }
+
+    fn try_send_route(&self, route: Route<'_>, value: T) -> Result<Position, TrySendError<T>> {
+        let (part, entry) = self.partition(route, value)?;
+        try_append(part, entry).map_err(|(err, e)| match err {
+            ClaimError::Full => TrySendError::Full(e.value),
+            ClaimError::Closed => TrySendError::Send(SendError::Closed(e.value)),
+        })
+    }
+
+    /// Appends `value` to the next partition in round-robin order, waiting for room if the
+    /// topic is bounded with `Overflow::Block`.
+    pub async fn send(&self, value: T) -> Result<Position, SendError<T>> {
+        self.send_route(Route::RoundRobin, value).await
+    }
+
+    /// Appends `value` with `key`, to the partition the key hashes to (Kafka's default
+    /// partitioner: murmur2 of the key bytes). The key is stored with the record.
+    pub async fn send_keyed(&self, key: &[u8], value: T) -> Result<Position, SendError<T>> {
+        self.send_route(Route::Key(key), value).await
+    }
+
+    /// Appends `value` to `partition`.
+    pub async fn send_to(&self, partition: u32, value: T) -> Result<Position, SendError<T>> {
+        self.send_route(Route::Partition(partition), value).await
+    }
+
+    /// Blocking [`send`](Self::send).
+    pub fn send_blocking(&self, value: T) -> Result<Position, SendError<T>> {
+        self.send_route_blocking(Route::RoundRobin, value)
+    }
+
+    /// Blocking [`send_keyed`](Self::send_keyed).
+    pub fn send_keyed_blocking(&self, key: &[u8], value: T) -> Result<Position, SendError<T>> {
+        self.send_route_blocking(Route::Key(key), value)
+    }
+
+    /// Blocking [`send_to`](Self::send_to).
+    pub fn send_to_blocking(&self, partition: u32, value: T) -> Result<Position, SendError<T>> {
+        self.send_route_blocking(Route::Partition(partition), value)
+    }
+
+    /// [`send`](Self::send) without waiting: [`TrySendError::Full`] if the partition is full.
+    pub fn try_send(&self, value: T) -> Result<Position, TrySendError<T>> {
+        self.try_send_route(Route::RoundRobin, value)
+    }
+
+    /// [`send_keyed`](Self::send_keyed) without waiting.
+    pub fn try_send_keyed(&self, key: &[u8], value: T) -> Result<Position, TrySendError<T>> {
+        self.try_send_route(Route::Key(key), value)
+    }
+
+    /// [`send_to`](Self::send_to) without waiting.
+    pub fn try_send_to(&self, partition: u32, value: T) -> Result<Position, TrySendError<T>> {
+        self.try_send_route(Route::Partition(partition), value)
+    }
+
+    /// Appends every value of `values` to `partition`, in order, claiming many slots at once
+    /// and waking readers once per claim (the Disruptor's batching). Blocks while the
+    /// partition is full. Returns the position of the last record appended (`None` for an
+    /// empty batch); on error, gives back the values not appended.
+    pub fn send_batch_blocking<I>(
+        &self,
+        partition: u32,
+        values: I,
+    ) -> Result<Option<Position>, SendError<Vec<T>>>
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let partitions = self.topic.partitions.len() as u32;
+        let mut values = values.into_iter();
+        let Some(part) = self.topic.partitions.get(partition as usize) else {
+            return Err(SendError::NoSuchPartition {
+                partition,
+                partitions,
+                value: values.collect(),
+            });
+        };
+        let mut last = None;
+        let mut waiter = None;
+        let result = loop {
+            let remaining = values.len();
+            if remaining == 0 {
+                break Ok(last);
+            }
+            match part.claim(remaining) {
+                Ok(claim) => {
+                    let timestamp = now_nanos();
+                    last = Some(Position {
+                        partition,
+                        offset: claim.offset + claim.count as u64 - 1,
+                    });
+                    let entries = values.by_ref().map(|value| Entry {
+                        timestamp,
+                        key: None,
+                        value,
+                    });
+                    part.publish(claim, entries);
+                }
+                Err(ClaimError::Closed) => break Err(SendError::Closed(values.collect())),
+                Err(ClaimError::Full) => {
+                    let id = *waiter.get_or_insert_with(next_id);
+                    part.space
+                        .register_fenced(id, &Wake::Thread(thread::current()));
+                    if part.is_full() {
+                        thread::park();
+                    }
+                }
+            }
+        };
+        if let Some(id) = waiter {
+            part.space.unregister(id);
+        }
+        result
+    }
+}

@@ -1,0 +1,638 @@
+//! The broker's promises, one test per behaviour.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use broker::{
+    Broker, CommitError, NameError, Overflow, Position, RecvError, RecvTimeoutError, SeekError,
+    SendError, Start, TopicConfig, TopicError, TryRecvError, TrySendError,
+};
+
+fn topic<T: Send + Sync + 'static>(config: TopicConfig) -> broker::Topic<T> {
+    Broker::new().topic::<T>("t", config).unwrap()
+}
+
+#[test]
+fn offsets_are_dense_from_zero_and_order_is_kept_within_a_partition() {
+    let t = topic::<u64>(TopicConfig::new().block_size(4));
+    let p = t.producer();
+    for i in 0..100 {
+        let at = p.send_blocking(i).unwrap();
+        assert_eq!(
+            at,
+            Position {
+                partition: 0,
+                offset: i
+            }
+        );
+    }
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    for i in 0..100 {
+        let rec = r.recv_blocking().unwrap();
+        assert_eq!((rec.offset(), *rec.value()), (i, i));
+    }
+    assert_eq!(r.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(t.end_offsets(), vec![100]);
+}
+
+#[test]
+fn concurrent_producers_lose_nothing_and_keep_each_producers_order() {
+    let t = topic::<(u32, u32)>(TopicConfig::new().block_size(8));
+    let handles: Vec<_> = (0..4)
+        .map(|id| {
+            let p = t.producer();
+            thread::spawn(move || {
+                for seq in 0..5_000 {
+                    p.send_blocking((id, seq)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let mut next = [0u32; 4];
+    for offset in 0..20_000 {
+        let rec = r.recv_blocking().unwrap();
+        assert_eq!(rec.offset(), offset);
+        let (id, seq) = *rec.value();
+        assert_eq!(seq, next[id as usize], "producer {id} out of order");
+        next[id as usize] += 1;
+    }
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(next, [5_000; 4]);
+}
+
+#[test]
+fn every_reader_sees_every_record_fan_out() {
+    let t = topic::<u32>(TopicConfig::new().block_size(16));
+    let readers: Vec<_> = (0..8)
+        .map(|_| t.consumer(Start::Earliest).unwrap())
+        .collect();
+    let handles: Vec<_> = readers
+        .into_iter()
+        .map(|mut r| {
+            thread::spawn(move || {
+                (0..1_000)
+                    .map(|_| *r.recv_blocking().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let p = t.producer();
+    for i in 0..1_000 {
+        p.send_blocking(i).unwrap();
+    }
+    for h in handles {
+        assert_eq!(h.join().unwrap(), (0..1_000).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn keyed_sends_go_to_the_same_partition_and_keep_the_key() {
+    let t = topic::<u32>(TopicConfig::new().partitions(8));
+    let p = t.producer();
+    let first = p.send_keyed_blocking(b"user-42", 1).unwrap();
+    for i in 2..20 {
+        assert_eq!(
+            p.send_keyed_blocking(b"user-42", i).unwrap().partition,
+            first.partition
+        );
+    }
+    assert_eq!(first.partition, broker::partition_for_key(b"user-42", 8));
+    let mut r = t
+        .partition_consumer(first.partition, Start::Earliest)
+        .unwrap();
+    let rec = r.recv_blocking().unwrap();
+    assert_eq!(rec.key(), Some(&b"user-42"[..]));
+}
+
+#[test]
+fn unkeyed_sends_spread_round_robin() {
+    let t = topic::<u32>(TopicConfig::new().partitions(4));
+    let p = t.producer();
+    for i in 0..40 {
+        p.send_blocking(i).unwrap();
+    }
+    assert_eq!(t.end_offsets(), vec![10; 4]);
+}
+
+#[test]
+fn send_to_a_missing_partition_gives_the_value_back() {
+    let t = topic::<String>(TopicConfig::new().partitions(2));
+    let err = t
+        .producer()
+        .send_to_blocking(5, "v".to_owned())
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SendError::NoSuchPartition {
+            partition: 5,
+            partitions: 2,
+            ..
+        }
+    ));
+    assert_eq!(err.into_inner(), "v");
+}
+
+#[test]
+fn async_reader_parks_and_is_woken_by_a_later_send() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = topic::<u32>(TopicConfig::new());
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let reader = rt.spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(*r.recv().await.unwrap());
+        }
+        got
+    });
+    let p = t.producer();
+    rt.block_on(async {
+        for i in 0..3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            p.send(i).await.unwrap();
+        }
+    });
+    assert_eq!(rt.block_on(reader).unwrap(), vec![0, 1, 2]);
+}
+
+#[test]
+fn blocking_reader_is_woken_by_a_later_send() {
+    let t = topic::<u32>(TopicConfig::new());
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let h = thread::spawn(move || *r.recv_blocking().unwrap());
+    thread::sleep(Duration::from_millis(20));
+    t.producer().send_blocking(7).unwrap();
+    assert_eq!(h.join().unwrap(), 7);
+}
+
+#[test]
+fn recv_timeout_times_out_on_an_empty_topic() {
+    let t = topic::<u32>(TopicConfig::new());
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    assert_eq!(
+        r.recv_timeout(Duration::from_millis(10)).unwrap_err(),
+        RecvTimeoutError::Timeout
+    );
+}
+
+#[test]
+fn readers_start_at_earliest_latest_offset_or_timestamp() {
+    let t = topic::<u32>(TopicConfig::new().block_size(4));
+    let p = t.producer();
+    for i in 0..10 {
+        p.send_blocking(i).unwrap();
+    }
+    thread::sleep(Duration::from_millis(5));
+    let cut = SystemTime::now();
+    thread::sleep(Duration::from_millis(5));
+    for i in 10..20 {
+        p.send_blocking(i).unwrap();
+    }
+    let first = |start| *t.consumer(start).unwrap().recv_blocking().unwrap();
+    assert_eq!(first(Start::Earliest), 0);
+    assert_eq!(first(Start::Offset(13)), 13);
+    assert_eq!(first(Start::Timestamp(cut)), 10);
+    let mut latest = t.consumer(Start::Latest).unwrap();
+    assert_eq!(latest.try_recv().unwrap_err(), TryRecvError::Empty);
+    p.send_blocking(20).unwrap();
+    assert_eq!(*latest.recv_blocking().unwrap(), 20);
+    assert!(matches!(
+        t.consumer(Start::Offset(99)).unwrap_err(),
+        SeekError::OffsetOutOfRange {
+            offset: 99,
+            earliest: 0,
+            latest: 21,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn seek_moves_a_reader_anywhere_while_reading() {
+    let t = topic::<u32>(TopicConfig::new().block_size(4));
+    let p = t.producer();
+    for i in 0..10 {
+        p.send_blocking(i).unwrap();
+    }
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    assert_eq!(*r.recv_blocking().unwrap(), 0);
+    r.seek(Start::Offset(7)).unwrap();
+    assert_eq!(*r.recv_blocking().unwrap(), 7);
+    r.seek(Start::Earliest).unwrap();
+    assert_eq!(*r.recv_blocking().unwrap(), 0);
+    r.seek(Start::Latest).unwrap();
+    assert_eq!(r.position(0), Some(10));
+    r.seek_partition(0, Start::Offset(9)).unwrap();
+    assert_eq!(*r.recv_blocking().unwrap(), 9);
+    assert!(matches!(
+        r.seek_partition(3, Start::Earliest),
+        Err(SeekError::NoSuchPartition { .. })
+    ));
+}
+
+#[test]
+fn drop_oldest_reports_exact_lag_then_continues_from_oldest_kept() {
+    let t = topic::<u64>(TopicConfig::new().capacity(16, Overflow::DropOldest));
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    for i in 0..100 {
+        p.send_blocking(i).unwrap();
+    }
+    let oldest = t.start_offsets()[0];
+    assert!(oldest > 0 && 100 - oldest >= 16, "kept {}", 100 - oldest);
+    assert_eq!(
+        r.recv_blocking().unwrap_err(),
+        RecvError::Lagged {
+            partition: 0,
+            skipped: oldest
+        }
+    );
+    let mut received = 0;
+    while let Ok(rec) = r.try_recv() {
+        assert_eq!(*rec.value(), oldest + received);
+        received += 1;
+    }
+    assert_eq!(oldest + received, 100);
+}
+
+#[test]
+fn block_never_loses_and_makes_the_producer_wait() {
+    let t = topic::<u64>(TopicConfig::new().capacity(8, Overflow::Block));
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    for i in 0..8 {
+        p.try_send(i).unwrap();
+    }
+    assert!(matches!(p.try_send(8), Err(TrySendError::Full(8))));
+    let producer = thread::spawn(move || {
+        for i in 8..10_000 {
+            p.send_blocking(i).unwrap();
+        }
+    });
+    for i in 0..10_000 {
+        assert_eq!(*r.recv_blocking().unwrap(), i);
+    }
+    producer.join().unwrap();
+}
+
+#[test]
+fn block_waits_for_a_group_by_its_committed_offset() {
+    let t = topic::<u64>(TopicConfig::new().capacity(4, Overflow::Block));
+    let g = t.group("g").unwrap();
+    let p = t.producer();
+    for i in 0..4 {
+        p.try_send(i).unwrap();
+    }
+    assert!(matches!(p.try_send(4), Err(TrySendError::Full(_))));
+    let mut m = g.join();
+    let rec = m.recv_blocking().unwrap();
+    assert!(
+        matches!(p.try_send(4), Err(TrySendError::Full(_))),
+        "reading is not committing"
+    );
+    rec.commit().unwrap();
+    p.try_send(4).unwrap();
+}
+
+#[test]
+fn closing_fails_sends_with_the_value_and_lets_readers_drain() {
+    let t = topic::<String>(TopicConfig::new());
+    let p = t.producer();
+    p.send_blocking("a".into()).unwrap();
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    t.close();
+    assert!(t.is_closed());
+    match p.send_blocking("b".into()) {
+        Err(SendError::Closed(v)) => assert_eq!(v, "b"),
+        other => panic!("expected closed, got {other:?}"),
+    }
+    assert_eq!(r.recv_blocking().unwrap().value(), "a");
+    assert_eq!(r.recv_blocking().unwrap_err(), RecvError::Closed);
+}
+
+#[test]
+fn closing_wakes_a_parked_reader() {
+    let t = topic::<u32>(TopicConfig::new());
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let h = thread::spawn(move || r.recv_blocking().map(|v| *v));
+    thread::sleep(Duration::from_millis(20));
+    t.close();
+    assert_eq!(h.join().unwrap(), Err(RecvError::Closed));
+}
+
+#[test]
+fn closing_wakes_a_producer_waiting_for_room() {
+    let t = topic::<u32>(TopicConfig::new().capacity(1, Overflow::Block));
+    let _r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    p.send_blocking(0).unwrap();
+    let h = thread::spawn(move || p.send_blocking(1));
+    thread::sleep(Duration::from_millis(20));
+    t.close();
+    assert!(matches!(h.join().unwrap(), Err(SendError::Closed(1))));
+}
+
+#[test]
+fn topic_names_are_validated_like_kafka() {
+    let b = Broker::new();
+    let long = "x".repeat(250);
+    let cases: [(&str, NameError); 7] = [
+        ("", NameError::Empty),
+        (".", NameError::DotOnly),
+        ("..", NameError::DotOnly),
+        (&long, NameError::TooLong { len: 250 }),
+        ("../x", NameError::InvalidChar { ch: '/', index: 2 }),
+        ("a b", NameError::InvalidChar { ch: ' ', index: 1 }),
+        ("__internal", NameError::Reserved),
+    ];
+    for (name, expected) in cases {
+        match b.topic::<u32>(name, TopicConfig::new()) {
+            Err(TopicError::InvalidName { source, .. }) => assert_eq!(source, expected, "{name:?}"),
+            other => panic!("{name:?} gave {other:?}"),
+        }
+    }
+    assert!(b.topic::<u32>(&"y".repeat(249), TopicConfig::new()).is_ok());
+    assert!(b.topic::<u32>("orders.v2_eu-1", TopicConfig::new()).is_ok());
+    assert!(b.topic::<u32>("bad\0", TopicConfig::new()).is_err());
+    assert!(b.topic::<u32>("caf\u{e9}", TopicConfig::new()).is_err());
+    assert!(
+        b.internal_topic::<u32>("__repartition", TopicConfig::new())
+            .is_ok()
+    );
+    assert!(
+        b.internal_topic::<u32>("public", TopicConfig::new())
+            .is_err()
+    );
+}
+
+#[test]
+fn reopening_with_another_type_or_partition_count_is_an_error() {
+    let b = Broker::new();
+    b.topic::<u32>("t", TopicConfig::new().partitions(2))
+        .unwrap();
+    assert!(matches!(
+        b.topic::<String>("t", TopicConfig::new().partitions(2)),
+        Err(TopicError::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        b.topic::<u32>("t", TopicConfig::new().partitions(3)),
+        Err(TopicError::PartitionMismatch {
+            existing: 2,
+            requested: 3,
+            ..
+        })
+    ));
+    let again = b
+        .topic::<u32>("t", TopicConfig::new().partitions(2))
+        .unwrap();
+    again.producer().send_blocking(1).unwrap();
+    assert_eq!(
+        b.open_topic::<u32>("t")
+            .unwrap()
+            .end_offsets()
+            .iter()
+            .sum::<u64>(),
+        1
+    );
+    assert!(matches!(
+        b.open_topic::<u32>("nope"),
+        Err(TopicError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn invalid_configs_are_refused() {
+    let b = Broker::new();
+    assert!(matches!(
+        b.topic::<u32>("a", TopicConfig::new().partitions(0)),
+        Err(TopicError::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        b.topic::<u32>("b", TopicConfig::new().capacity(0, Overflow::Block)),
+        Err(TopicError::InvalidConfig { .. })
+    ));
+}
+
+#[test]
+fn group_members_share_partitions_and_rebalance_on_join_and_leave() {
+    let t = topic::<u32>(TopicConfig::new().partitions(4));
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    a.refresh();
+    assert_eq!(a.assignment(), vec![0, 1, 2, 3]);
+    let mut b = g.join();
+    a.refresh();
+    b.refresh();
+    let (pa, pb) = (a.assignment(), b.assignment());
+    assert_eq!(pa.len() + pb.len(), 4);
+    assert!(
+        pa.iter().all(|p| !pb.contains(p)),
+        "one owner per partition"
+    );
+    drop(a);
+    b.refresh();
+    assert_eq!(b.assignment(), vec![0, 1, 2, 3]);
+    assert_eq!(g.members(), 1);
+}
+
+#[test]
+fn a_new_owner_resumes_from_the_committed_offset() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..20 {
+        p.send_to_blocking(i % 2, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let mut seen = HashSet::new();
+    for _ in 0..6 {
+        let rec = a.recv_blocking().unwrap();
+        seen.insert(*rec.value());
+        rec.commit().unwrap();
+    }
+    // Read two more without committing: they are read again by the next owner.
+    let uncommitted: Vec<u32> = (0..2)
+        .map(|_| *a.recv_blocking().unwrap().value())
+        .collect();
+    drop(a);
+    let mut b = g.join();
+    let mut rest = Vec::new();
+    while let Ok(rec) = b.try_recv() {
+        rest.push(*rec.value());
+    }
+    assert_eq!(rest.len(), 14);
+    for v in &uncommitted {
+        assert!(rest.contains(v), "uncommitted {v} must be redelivered");
+    }
+    seen.extend(rest);
+    assert_eq!(seen.len(), 20);
+}
+
+#[test]
+fn a_member_that_lost_a_partition_cannot_commit_it() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    t.producer().send_to_blocking(0, 1).unwrap();
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let pos = a.recv_blocking().unwrap().position();
+    let mut b = g.join();
+    b.refresh();
+    let err = a.commit(pos);
+    if b.assignment().contains(&pos.partition) {
+        assert!(matches!(err, Err(CommitError::NotOwner { .. })));
+    } else {
+        err.unwrap();
+    }
+    assert!(matches!(
+        a.commit_offset(9, 0),
+        Err(CommitError::NoSuchPartition { .. })
+    ));
+}
+
+#[test]
+fn group_lag_and_positions_are_reported() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..10 {
+        p.send_to_blocking(i % 2, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    assert_eq!(g.lag(), vec![5, 5]);
+    let mut m = g.join();
+    let rec = m.recv_blocking().unwrap();
+    let part = rec.partition();
+    rec.commit().unwrap();
+    assert_eq!(g.committed(part), Some(1));
+    assert_eq!(m.position(part), Some(1));
+    assert_eq!(g.lag().iter().sum::<u64>(), 9);
+    assert_eq!(m.lag(), 9);
+}
+
+#[test]
+fn a_member_without_partitions_wakes_when_a_rebalance_gives_it_some() {
+    let t = topic::<u32>(TopicConfig::new().partitions(1));
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let mut b = g.join();
+    a.refresh();
+    b.refresh();
+    assert_eq!((a.assignment(), b.assignment()), (vec![0], vec![]));
+    t.producer().send_blocking(5).unwrap();
+    let h = thread::spawn(move || *b.recv_blocking().unwrap().value());
+    thread::sleep(Duration::from_millis(20));
+    drop(a);
+    assert_eq!(h.join().unwrap(), 5);
+}
+
+#[test]
+fn records_are_borrowed_and_copied_only_on_request() {
+    let t = topic::<Vec<u8>>(TopicConfig::new());
+    t.producer().send_blocking(vec![1, 2, 3]).unwrap();
+    let mut r1 = t.consumer(Start::Earliest).unwrap();
+    let mut r2 = t.consumer(Start::Earliest).unwrap();
+    let a = r1.recv_blocking().unwrap();
+    let b = r2.recv_blocking().unwrap();
+    assert!(
+        std::ptr::eq(a.value(), b.value()),
+        "both readers see the same value in place"
+    );
+    let owned = a.to_owned();
+    assert_eq!(owned.value, vec![1, 2, 3]);
+    assert!(!std::ptr::eq(&owned.value, a.value()));
+}
+
+#[test]
+fn batches_are_appended_in_order_across_blocks() {
+    let t = topic::<u32>(TopicConfig::new().block_size(8));
+    let p = t.producer();
+    let last = p.send_batch_blocking(0, 0..100).unwrap();
+    assert_eq!(
+        last,
+        Some(Position {
+            partition: 0,
+            offset: 99
+        })
+    );
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    for i in 0..100 {
+        assert_eq!(*r.recv_blocking().unwrap(), i);
+    }
+}
+
+#[test]
+fn age_retention_drops_old_blocks() {
+    let t = topic::<u32>(
+        TopicConfig::new()
+            .block_size(4)
+            .retain_age(Duration::from_millis(10)),
+    );
+    let p = t.producer();
+    for i in 0..8 {
+        p.send_blocking(i).unwrap();
+    }
+    thread::sleep(Duration::from_millis(30));
+    p.send_blocking(8).unwrap();
+    t.enforce_retention();
+    assert_eq!(t.start_offsets(), vec![8]);
+}
+
+#[test]
+fn byte_retention_bounds_what_is_kept() {
+    let t = topic::<u64>(TopicConfig::new().block_size(4).retain_bytes(512));
+    let p = t.producer();
+    for i in 0..1_000 {
+        p.send_blocking(i).unwrap();
+    }
+    let kept = t.end_offsets()[0] - t.start_offsets()[0];
+    assert!(kept < 100, "kept {kept} records");
+    assert!(kept > 0);
+}
+
+#[test]
+fn dropped_values_are_freed() {
+    let value = Arc::new(());
+    let t = topic::<Arc<()>>(TopicConfig::new().capacity(8, Overflow::DropOldest));
+    let p = t.producer();
+    for _ in 0..1_000 {
+        p.send_blocking(Arc::clone(&value)).unwrap();
+    }
+    assert!(
+        Arc::strong_count(&value) <= 1 + 16 + 8,
+        "{}",
+        Arc::strong_count(&value)
+    );
+    drop(t);
+    drop(p);
+    assert_eq!(Arc::strong_count(&value), 1);
+}
+
+#[test]
+fn public_types_are_send_and_sync_as_intended() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Broker>();
+    send_sync::<broker::Topic<String>>();
+    send_sync::<broker::Producer<String>>();
+    send_sync::<broker::Group<String>>();
+    send::<broker::Consumer<String>>();
+    send::<broker::GroupMember<String>>();
+    send_sync::<broker::Record<'static, String>>();
+    send_sync::<SendError<String>>();
+    send_sync::<TopicError>();
+    fn future_is_send<F: std::future::Future + Send>(_: F) {}
+    let t = topic::<String>(TopicConfig::new());
+    let mut c = t.consumer(Start::Earliest).unwrap();
+    future_is_send(async move {
+        let _ = c.recv().await;
+    });
+    let p = t.producer();
+    future_is_send(async move {
+        let _ = p.send(String::new()).await;
+    });
+}

@@ -99,7 +99,10 @@ impl<T> Cursor<T> {
             let start = self.part.start();
             if self.pos < start {
                 let skipped = start - self.pos;
-                self.jump_to_start();
+                // Exactly to `start`, not to whatever `start` is by now: if retention moved
+                // on meanwhile, the next step reports those records too, so that the counts
+                // add up exactly.
+                self.jump_to(start);
                 return Step::Lagged(skipped);
             }
             let index = self.pos - self.block.base;
@@ -142,7 +145,7 @@ impl<T> Cursor<T> {
         }
     }
 
-    fn jump_to_start(&mut self) {
+    fn jump_to(&mut self, target: u64) {
         let tracking = self.tracked.as_ref().map(|(id, position)| Tracking {
             id: *id,
             position,
@@ -150,7 +153,7 @@ impl<T> Cursor<T> {
         });
         let (pos, block) = self
             .part
-            .position::<std::convert::Infallible>(|p, _| Ok(p.start()), tracking)
+            .position::<std::convert::Infallible>(|_, _| Ok(target), tracking)
             .unwrap_or_else(|never| match never {});
         self.pos = pos;
         self.block = block;

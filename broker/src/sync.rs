@@ -77,6 +77,14 @@ impl Spin {
         }
     }
 
+    /// Whether spinning has gone on long enough that the caller should park instead.
+    pub(crate) fn is_completed(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.backoff.is_completed();
+        #[cfg(loom)]
+        return true;
+    }
+
     /// Spins, then yields the thread once spinning has gone on for a while.
     pub(crate) fn snooze(&self) {
         #[cfg(not(loom))]

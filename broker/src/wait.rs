@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use crate::cursor::SetStep;
 use crate::notify::Wake;
-use crate::sync::thread;
+use crate::sync::{Spin, thread};
 
 /// A reader that can try once, and register for a wake-up.
 pub(crate) trait Readable {
@@ -37,11 +37,18 @@ pub(crate) fn block_step<R: Readable>(
     reader: &mut R,
     deadline: Option<std::time::Instant>,
 ) -> Option<SetStep> {
+    // A short, bounded spin-then-yield before parking (as crossbeam-channel's blocking
+    // receive does): a record that is microseconds away costs no kernel round trip.
+    let spin = Spin::new();
     loop {
         let step = reader.step();
         if step != SetStep::Empty {
             reader.unregister();
             return Some(step);
+        }
+        if !spin.is_completed() {
+            spin.snooze();
+            continue;
         }
         reader.register(&Wake::Thread(thread::current()));
         let step = reader.step();

@@ -1,20 +1,23 @@
 //! Procedural macros of `dataflow`: `#[stage]` and `#[pipeline]`.
 //!
-//! This crate is a placeholder at this stage of the project: the attributes are declared so
-//! that the workspace is complete, and they leave the item they are put on unchanged. Their
-//! real expansion (typed graph, structural checks, code generation) is tracked in the
-//! pipeline issue.
+//! A thin shell: each attribute parses its input into a model, checks it (collecting every
+//! error, not only the first), and generates code, in the modules below. Use them through the
+//! `dataflow` crate, which documents them.
 
 use proc_macro::TokenStream;
 
-/// Marks a function as a pipeline stage. For now it returns the function unchanged.
+mod errors;
+mod pipeline;
+mod stage;
+
+/// Marks a function as a pipeline stage. See `dataflow::stage`.
 #[proc_macro_attribute]
-pub fn stage(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
+    stage::expand(attr.into(), item.into()).into()
 }
 
-/// Declares a pipeline. For now it returns the function unchanged.
+/// Declares a pipeline. See `dataflow::pipeline`.
 #[proc_macro_attribute]
-pub fn pipeline(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn pipeline(attr: TokenStream, item: TokenStream) -> TokenStream {
+    pipeline::expand(attr.into(), item.into()).into()
 }

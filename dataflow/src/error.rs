@@ -1,0 +1,49 @@
+//! Errors of starting and running pipelines.
+
+use broker::{GroupError, TopicError};
+
+/// Why a pipeline did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A source or sink parameter was not bound to a topic in the builder.
+    #[error("`{name}` is not bound to a topic: call `.{name}(topic)` on the builder")]
+    Unbound {
+        /// The parameter's name.
+        name: &'static str,
+    },
+    /// `start` was called outside a tokio runtime.
+    #[error(
+        "a pipeline starts inside a tokio runtime (multi-threaded): call `start` from async code or inside `Runtime::enter`"
+    )]
+    NoRuntime,
+    /// An internal topic could not be created.
+    #[error("internal topic: {0}")]
+    Topic(#[from] TopicError),
+    /// A consumer group could not be opened.
+    #[error("consumer group: {0}")]
+    Group(#[from] GroupError),
+}
+
+/// Why a running pipeline stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// A topic the pipeline writes to was closed.
+    #[error("topic `{topic}` was closed while the pipeline was writing to it")]
+    OutputClosed {
+        /// The topic's name.
+        topic: String,
+    },
+    /// A commit was refused (the task lost its partition).
+    #[error("commit refused: {0}")]
+    Commit(#[from] broker::CommitError),
+    /// A task ended abnormally (it panicked outside a stage).
+    #[error("a task of segment {segment} failed: {message}")]
+    Task {
+        /// The segment.
+        segment: usize,
+        /// What happened.
+        message: String,
+    },
+}

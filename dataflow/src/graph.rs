@@ -1,0 +1,188 @@
+//! The compiled graph of a pipeline: nodes, edges and segments, rendered as Mermaid or
+//! Graphviz DOT (with live metrics when running).
+
+use std::fmt::Write as _;
+
+use crate::metrics::Metrics;
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeKind {
+    /// Reads a topic bound to a source parameter.
+    Source,
+    /// Writes to a topic bound to a sink parameter.
+    Sink,
+    /// `map`.
+    Map,
+    /// `filter`.
+    Filter,
+    /// `filter_map`.
+    FilterMap,
+    /// `flat_map`.
+    FlatMap,
+    /// `inspect`.
+    Inspect,
+    /// `key_by`: repartitions by key.
+    KeyBy,
+    /// `merge`: fan-in of several streams.
+    Merge,
+    /// `split`: two branches by a predicate.
+    Split,
+    /// `split_result`: two branches by `Ok` / `Err`.
+    SplitResult,
+    /// `count`: a running count per key.
+    Count,
+    /// `fold`: a running fold per key.
+    Fold,
+    /// `reduce`: a running reduce per key.
+    Reduce,
+}
+
+impl NodeKind {
+    /// The operator's name as written in a pipeline.
+    pub fn operator(self) -> &'static str {
+        match self {
+            NodeKind::Source => "source",
+            NodeKind::Sink => "to",
+            NodeKind::Map => "map",
+            NodeKind::Filter => "filter",
+            NodeKind::FilterMap => "filter_map",
+            NodeKind::FlatMap => "flat_map",
+            NodeKind::Inspect => "inspect",
+            NodeKind::KeyBy => "key_by",
+            NodeKind::Merge => "merge",
+            NodeKind::Split => "split",
+            NodeKind::SplitResult => "split_result",
+            NodeKind::Count => "count",
+            NodeKind::Fold => "fold",
+            NodeKind::Reduce => "reduce",
+        }
+    }
+}
+
+/// One node of the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    /// Its name: the stage function's name, the parameter name of a source or sink, or
+    /// `operator_index` for closures.
+    pub name: &'static str,
+    /// What it does.
+    pub kind: NodeKind,
+    /// The segment it runs in: stages of one segment are fused into one loop.
+    pub segment: usize,
+}
+
+/// A pipeline's graph, as compiled by `#[pipeline]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Graph {
+    /// The pipeline's name.
+    pub name: &'static str,
+    /// The nodes; a node's index is its id.
+    pub nodes: &'static [Node],
+    /// Edges between node ids.
+    pub edges: &'static [(usize, usize)],
+}
+
+impl Graph {
+    /// The graph as a Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        self.mermaid_with(None)
+    }
+
+    /// The graph as Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        self.dot_with(None)
+    }
+
+    fn label(&self, id: usize, metrics: Option<&Metrics>) -> String {
+        let node = &self.nodes[id];
+        let mut label = format!("{}: {}", node.name, node.kind.operator());
+        if let Some(stats) = metrics.and_then(|m| m.stages.get(id)) {
+            let _ = write!(label, "<br/>{} recs", stats.count);
+            if let Some(p99) = stats.p99_nanos {
+                let _ = write!(label, ", p99 {}", crate::metrics::human_nanos(p99));
+            }
+        }
+        label
+    }
+
+    pub(crate) fn mermaid_with(&self, metrics: Option<&Metrics>) -> String {
+        let mut out = String::from("flowchart LR\n");
+        let segments = self
+            .nodes
+            .iter()
+            .map(|n| n.segment)
+            .max()
+            .map_or(0, |m| m + 1);
+        for segment in 0..segments {
+            let _ = writeln!(out, "  subgraph s{segment}[segment {segment}]");
+            for (id, node) in self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.segment == segment)
+            {
+                let label = self.label(id, metrics).replace('"', "'");
+                let shape = match node.kind {
+                    NodeKind::Source | NodeKind::Sink => ("[(\"", "\")]"),
+                    _ => ("[\"", "\"]"),
+                };
+                let _ = writeln!(out, "    n{id}{}{label}{}", shape.0, shape.1);
+            }
+            out.push_str("  end\n");
+        }
+        for (from, to) in self.edges {
+            let arrow = if self.nodes[*from].segment == self.nodes[*to].segment {
+                "-->"
+            } else {
+                "-. topic .->"
+            };
+            let _ = writeln!(out, "  n{from} {arrow} n{to}");
+        }
+        out
+    }
+
+    pub(crate) fn dot_with(&self, metrics: Option<&Metrics>) -> String {
+        let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", self.name);
+        let segments = self
+            .nodes
+            .iter()
+            .map(|n| n.segment)
+            .max()
+            .map_or(0, |m| m + 1);
+        for segment in 0..segments {
+            let _ = writeln!(
+                out,
+                "  subgraph cluster_{segment} {{\n    label=\"segment {segment}\";"
+            );
+            for (id, node) in self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.segment == segment)
+            {
+                let label = self
+                    .label(id, metrics)
+                    .replace("<br/>", "\\n")
+                    .replace('"', "'");
+                let shape = match node.kind {
+                    NodeKind::Source | NodeKind::Sink => "cylinder",
+                    _ => "box",
+                };
+                let _ = writeln!(out, "    n{id} [label=\"{label}\", shape={shape}];");
+            }
+            out.push_str("  }\n");
+        }
+        for (from, to) in self.edges {
+            let style = if self.nodes[*from].segment == self.nodes[*to].segment {
+                ""
+            } else {
+                " [style=dashed, label=\"topic\"]"
+            };
+            let _ = writeln!(out, "  n{from} -> n{to}{style};");
+        }
+        out.push_str("}\n");
+        out
+    }
+}

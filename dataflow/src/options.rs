@@ -1,0 +1,86 @@
+//! How a pipeline runs: the broker for its internal topics, batch size, metrics.
+
+use broker::{Broker, Topic};
+
+use crate::dead_letter::DeadLetter;
+
+/// Options of a pipeline run. `PipelineOptions::default()` suits most uses.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub(crate) broker: Option<Broker>,
+    pub(crate) batch: usize,
+    pub(crate) sample_every: u32,
+    pub(crate) metrics: bool,
+    pub(crate) internal_capacity: u64,
+    pub(crate) dead_letters: Option<Topic<DeadLetter>>,
+    pub(crate) group: Option<String>,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            broker: None,
+            batch: 256,
+            sample_every: 64,
+            metrics: true,
+            internal_capacity: 1 << 14,
+            dead_letters: None,
+            group: None,
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// Default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The broker that holds the pipeline's internal topics (repartition, merge, dead
+    /// letters). By default they live in a private broker of their own.
+    pub fn broker(mut self, broker: &Broker) -> Self {
+        self.broker = Some(broker.clone());
+        self
+    }
+
+    /// Records a task reads before it flushes its outputs and commits (default 256). Larger
+    /// batches amortise commits; smaller ones lower latency under load.
+    pub fn batch(mut self, records: usize) -> Self {
+        self.batch = records.max(1);
+        self
+    }
+
+    /// Times one record in `n` through its stages (default 64; 1 times every record).
+    pub fn sample_every(mut self, n: u32) -> Self {
+        self.sample_every = n.max(1);
+        self
+    }
+
+    /// Turns latency sampling off (counts are still kept).
+    pub fn without_latency(mut self) -> Self {
+        self.metrics = false;
+        self
+    }
+
+    /// Per-partition capacity of internal topics (default 16384 records). Producers into a
+    /// full internal topic wait: that is how backpressure crosses segments.
+    pub fn internal_capacity(mut self, records: u64) -> Self {
+        self.internal_capacity = records.max(1);
+        self
+    }
+
+    /// The topic that receives dead letters (by default an internal topic, see
+    /// [`Running::dead_letters`](crate::Running::dead_letters)).
+    pub fn dead_letters(mut self, topic: Topic<DeadLetter>) -> Self {
+        self.dead_letters = Some(topic);
+        self
+    }
+
+    /// The consumer-group prefix (default: the pipeline's name). Two runs with the same
+    /// prefix on the same topics share committed offsets: a restarted pipeline resumes where
+    /// the previous one stopped.
+    pub fn group(mut self, prefix: &str) -> Self {
+        self.group = Some(prefix.to_owned());
+        self
+    }
+}

@@ -1,0 +1,243 @@
+//! Starting a pipeline: internal topics, one consumer group per segment, one task per
+//! partition; and the handle to the running pipeline.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use broker::{Broker, Overflow, Topic, TopicConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::dead_letter::DeadLetter;
+use crate::error::{PipelineError, StartError};
+use crate::graph::Graph;
+use crate::metrics::{Metrics, Registry};
+use crate::options::PipelineOptions;
+use crate::runtime::task::{Mode, Task, TaskSetup};
+use crate::stage::Exchange;
+
+struct Segment {
+    upstream: Vec<usize>,
+    signal: watch::Sender<Mode>,
+    tasks: Vec<JoinHandle<Result<(), PipelineError>>>,
+}
+
+/// Builds a running pipeline; used by the code `#[pipeline]` generates.
+pub struct Launch {
+    name: &'static str,
+    graph: Graph,
+    options: PipelineOptions,
+    broker: Broker,
+    runtime: tokio::runtime::Handle,
+    dead_letters: Topic<DeadLetter>,
+    registry: Arc<Registry>,
+    segments: Vec<Segment>,
+    started: Instant,
+}
+
+impl Launch {
+    /// Prepares pipeline `name` with its compiled graph.
+    pub fn new(
+        name: &'static str,
+        graph: Graph,
+        options: PipelineOptions,
+    ) -> Result<Self, StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let broker = options.broker.clone().unwrap_or_default();
+        let dead_letters = match &options.dead_letters {
+            Some(topic) => topic.clone(),
+            None => broker.internal_topic::<DeadLetter>(
+                &format!("__{name}.dead-letters"),
+                TopicConfig::new(),
+            )?,
+        };
+        Ok(Self {
+            name,
+            graph,
+            options,
+            broker,
+            runtime,
+            dead_letters,
+            registry: Arc::default(),
+            segments: Vec::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The internal topic that joins two segments at node `node`, with `partitions`
+    /// partitions, bounded (producers into it wait: backpressure).
+    pub fn internal_topic<T: Exchange>(
+        &mut self,
+        node: &str,
+        partitions: u32,
+    ) -> Result<Topic<T>, StartError> {
+        let config = TopicConfig::new()
+            .partitions(partitions)
+            .capacity(self.options.internal_capacity, Overflow::Block);
+        Ok(self
+            .broker
+            .internal_topic::<T>(&format!("__{}.{node}", self.group_prefix()), config)?)
+    }
+
+    fn group_prefix(&self) -> String {
+        self.options
+            .group
+            .clone()
+            .unwrap_or_else(|| self.name.to_owned())
+    }
+
+    /// Starts segment `index` (segments are started in topological order): one task per
+    /// partition of `input`, each made by `make_task`, all members of one consumer group so
+    /// that a restart resumes from the committed offsets.
+    pub fn segment<In, F, Fut>(
+        &mut self,
+        index: usize,
+        input: &Topic<In>,
+        upstream: &[usize],
+        make_task: F,
+    ) -> Result<(), StartError>
+    where
+        In: Exchange,
+        F: Fn(Task<In>) -> Fut,
+        Fut: Future<Output = Result<(), PipelineError>> + Send + 'static,
+    {
+        debug_assert_eq!(index, self.segments.len(), "segments start in order");
+        let group = input.group(&format!("{}.segment-{index}", self.group_prefix()))?;
+        // Join every member before any reads, so the assignment is final (one partition
+        // each) before the first record is read.
+        let mut members: Vec<_> = (0..input.partitions()).map(|_| group.join()).collect();
+        members.iter_mut().for_each(|m| m.refresh());
+        let (signal, receiver) = watch::channel(Mode::Run);
+        let tasks = members
+            .into_iter()
+            .map(|member| {
+                let setup = TaskSetup {
+                    pipeline: self.name,
+                    graph: self.graph,
+                    signal: receiver.clone(),
+                    metrics: self.registry.task(self.graph.nodes.len()),
+                    batch: self.options.batch,
+                    sample_every: self.options.sample_every,
+                    latency: self.options.metrics,
+                    dead_letters: self.dead_letters.clone(),
+                };
+                let task = Task::new(member, input.name(), setup);
+                self.runtime.spawn(make_task(task))
+            })
+            .collect();
+        self.segments.push(Segment {
+            upstream: upstream.to_vec(),
+            signal,
+            tasks,
+        });
+        Ok(())
+    }
+
+    /// The pipeline is running.
+    pub fn finish(self) -> Running {
+        Running {
+            graph: self.graph,
+            broker: self.broker,
+            dead_letters: self.dead_letters,
+            registry: self.registry,
+            segments: self.segments,
+            started: self.started,
+        }
+    }
+}
+
+/// A running pipeline.
+///
+/// [`shutdown`](Self::shutdown) stops it cleanly: intake stops, in-flight records drain
+/// through every segment, inputs are committed, and the final metrics are returned, so that a
+/// restart with the same group prefix neither loses nor repeats a record. Dropping it without
+/// a shutdown asks its tasks to stop after their current batch.
+pub struct Running {
+    graph: Graph,
+    broker: Broker,
+    dead_letters: Topic<DeadLetter>,
+    registry: Arc<Registry>,
+    segments: Vec<Segment>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("pipeline", &self.graph.name)
+            .field("segments", &self.segments.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// The metrics so far.
+    pub fn metrics(&self) -> Metrics {
+        self.registry.snapshot(&self.graph, self.started.elapsed())
+    }
+
+    /// The compiled graph.
+    pub fn graph(&self) -> Graph {
+        self.graph
+    }
+
+    /// The graph as Mermaid, with each node's count and p99 so far.
+    pub fn to_mermaid(&self) -> String {
+        self.graph.mermaid_with(Some(&self.metrics()))
+    }
+
+    /// The graph as Graphviz DOT, with each node's count and p99 so far.
+    pub fn to_dot(&self) -> String {
+        self.graph.dot_with(Some(&self.metrics()))
+    }
+
+    /// The dead-letter output.
+    pub fn dead_letters(&self) -> Topic<DeadLetter> {
+        self.dead_letters.clone()
+    }
+
+    /// The broker holding the internal topics.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Stops intake, drains every segment, commits, and returns the final metrics.
+    pub async fn shutdown(mut self) -> Result<Metrics, PipelineError> {
+        let segments = std::mem::take(&mut self.segments);
+        for segment in segments.iter().filter(|s| s.upstream.is_empty()) {
+            segment.signal.send_replace(Mode::Stop);
+        }
+        let mut first_error = None;
+        for (index, segment) in segments.into_iter().enumerate() {
+            // Upstream segments come first and have ended: drain what they left.
+            if !segment.upstream.is_empty() {
+                segment.signal.send_replace(Mode::Drain);
+            }
+            for task in segment.tasks {
+                let result = match task.await {
+                    Ok(result) => result,
+                    Err(join) => Err(PipelineError::Task {
+                        segment: index,
+                        message: join.to_string(),
+                    }),
+                };
+                if let Err(err) = result {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(self.metrics()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for segment in &self.segments {
+            segment.signal.send_replace(Mode::Stop);
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The runtime behind generated pipelines: segments, tasks, outputs.
+
+pub(crate) mod launch;
+pub(crate) mod output;
+pub(crate) mod task;

@@ -1,0 +1,69 @@
+//! The shape a stage must have for each operator.
+//!
+//! `#[pipeline]` calls every stage through the function of its operator here, so that a
+//! stage of the wrong shape is reported at the stage, in rustc's words ("expected function
+//! signature `fn(u32) -> _`, found `fn(u64) -> _`"), with the operator's name in the note.
+
+use crate::stage::Key;
+
+/// `map`: `fn(T) -> U`. A stage returning `Result<U, E>` sends each `Err` to the dead-letter
+/// output and passes `U` on.
+#[inline(always)]
+pub fn map<T, U, F: FnMut(T) -> U>(value: T, stage: &mut F) -> U {
+    stage(value)
+}
+
+/// `filter`: `fn(&T) -> bool`.
+#[inline(always)]
+pub fn filter<T, F: FnMut(&T) -> bool>(value: &T, stage: &mut F) -> bool {
+    stage(value)
+}
+
+/// `filter_map`: `fn(T) -> Option<U>`.
+#[inline(always)]
+pub fn filter_map<T, U, F: FnMut(T) -> Option<U>>(value: T, stage: &mut F) -> Option<U> {
+    stage(value)
+}
+
+/// `flat_map`: `fn(T) -> impl IntoIterator<Item = U>`.
+#[inline(always)]
+pub fn flat_map<T, I: IntoIterator, F: FnMut(T) -> I>(value: T, stage: &mut F) -> I {
+    stage(value)
+}
+
+/// `inspect`: `fn(&T)`.
+#[inline(always)]
+pub fn inspect<T, F: FnMut(&T)>(value: &T, stage: &mut F) {
+    stage(value)
+}
+
+/// `key_by`: `fn(&T) -> K`, where `K` can be a key.
+#[inline(always)]
+pub fn key_by<T, K: Key, F: FnMut(&T) -> K>(value: &T, stage: &mut F) -> K {
+    stage(value)
+}
+
+/// `split`: `fn(&T) -> bool`: `true` goes to the first branch, `false` to the second.
+#[inline(always)]
+pub fn split<T, F: FnMut(&T) -> bool>(value: &T, stage: &mut F) -> bool {
+    stage(value)
+}
+
+/// `split_result`: `fn(T) -> Result<U, E>`: `Ok` goes to the first branch, `Err` to the
+/// second.
+#[inline(always)]
+pub fn split_result<T, U, E, F: FnMut(T) -> Result<U, E>>(value: T, stage: &mut F) -> Result<U, E> {
+    stage(value)
+}
+
+/// `fold`: `fn(S, V) -> S`: a key's running state and its next value give the next state.
+#[inline(always)]
+pub fn fold<S, V, F: FnMut(S, V) -> S>(state: S, value: V, stage: &mut F) -> S {
+    stage(state, value)
+}
+
+/// `reduce`: `fn(V, V) -> V`: a key's running value and its next value.
+#[inline(always)]
+pub fn reduce<V, F: FnMut(V, V) -> V>(acc: V, value: V, stage: &mut F) -> V {
+    stage(acc, value)
+}

@@ -78,6 +78,8 @@ mod options;
 mod runtime;
 pub mod signature;
 mod stage;
+#[doc(hidden)]
+pub mod topics;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -94,7 +96,7 @@ pub use crate::metrics::{Metrics, StageStats};
 pub use crate::options::PipelineOptions;
 pub use crate::runtime::launch::Running;
 pub use crate::runtime::output::partition_of;
-pub use crate::stage::{Exchange, FanOut, Key, Named};
+pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named};
 
 /// A source parameter of a `#[pipeline]` function: a stream of `T` read from a topic bound in
 /// the generated builder.

@@ -7,7 +7,7 @@ use std::fmt::Display;
 pub use crate::runtime::launch::Launch;
 pub use crate::runtime::output::Output;
 pub use crate::runtime::task::{Cx, Task};
-pub use crate::stage::{Exchange, FanOut, Key, Named};
+pub use crate::stage::Named;
 pub use broker::Topic;
 pub use std::collections::HashMap;
 
@@ -110,18 +110,6 @@ impl IsPlain {
     pub fn into_result<T>(self, value: T) -> Result<T, std::convert::Infallible> {
         Ok(value)
     }
-}
-
-/// A fan-out copy.
-#[inline(always)]
-pub fn fan_out<T: FanOut>(value: &T) -> T {
-    value.clone()
-}
-
-/// Asserts at compile time that values crossing into a topic can.
-#[inline(always)]
-pub fn exchange<T: Exchange>(value: T) -> T {
-    value
 }
 
 /// Leaks a graph description once per pipeline type.

@@ -27,8 +27,8 @@ pub fn filter_map<T, U, F: FnMut(T) -> Option<U>>(value: T, stage: &mut F) -> Op
 
 /// `flat_map`: `fn(T) -> impl IntoIterator<Item = U>`.
 #[inline(always)]
-pub fn flat_map<T, I: IntoIterator, F: FnMut(T) -> I>(value: T, stage: &mut F) -> I {
-    stage(value)
+pub fn flat_map<T, I: IntoIterator, F: FnMut(T) -> I>(value: T, stage: &mut F) -> I::IntoIter {
+    stage(value).into_iter()
 }
 
 /// `inspect`: `fn(&T)`.

@@ -73,3 +73,14 @@ pub trait FanOut: Clone {}
 
 #[diagnostic::do_not_recommend]
 impl<T: Clone> FanOut for T {}
+
+/// Marks values that can be written to a topic.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be written to a topic",
+    label = "this value is written to a topic",
+    note = "topic values must implement `Send + Sync + 'static`"
+)]
+pub trait Deliver: Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Send + Sync + 'static> Deliver for T {}

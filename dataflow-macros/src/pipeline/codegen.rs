@@ -23,6 +23,26 @@ fn camel_case(name: &str) -> String {
         .collect()
 }
 
+/// `tokens` with every span set to `span`, so that rustc reports anything wrong in them at
+/// the user's stage (or `.to(..)`), not at the `#[pipeline]` attribute. Names keep resolving
+/// as before: both spans have the call site's hygiene.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
 fn var(prefix: &str, index: usize) -> Ident {
     format_ident!("__df_{}{}", prefix, index)
 }
@@ -201,7 +221,13 @@ fn start_body(model: &Model, graph: &Graph, pipeline: &Ident) -> TokenStream {
         };
         let topic = var("x", index);
         let topic_name = &node.name;
-        Some(quote!(let #topic = __df_launch.internal_topic(#topic_name, #partitions)?;))
+        // Spanned at the operator, where a value that cannot cross tasks is reported.
+        let span = node.stage.as_ref().map_or(node.span, |s| s.span());
+        let create = respan(
+            quote!(::dataflow::topics::internal(&mut __df_launch, #topic_name, #partitions)),
+            span,
+        );
+        Some(quote!(let #topic = #create?;))
     });
     let segments = (0..graph.segments.len()).map(|s| segment(model, graph, s));
     quote! {
@@ -278,13 +304,25 @@ fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
         }
         Input::Internal { node } => emit_port(graph, Port { node, output: 0 }, &value),
     };
+    // A segment fed by a repartition or a merge is spanned at that operator, where a value that
+    // cannot cross tasks is reported.
+    let read = match seg.input {
+        Input::Internal { node } => {
+            let node = &graph.nodes[node];
+            respan(
+                quote!(::dataflow::topics::read),
+                node.stage.as_ref().map_or(node.span, |s| s.span()),
+            )
+        }
+        Input::Source { .. } => quote!(::dataflow::topics::read),
+    };
     quote! {
         {
             #(let #topics = ::core::clone::Clone::clone(&#topics);)*
-            __df_launch.segment(#s, &#input, &[#(#upstream),*], move |mut __df_task| {
+            #read(&mut __df_launch, #s, &#input, &[#(#upstream),*], move |mut __df_task| {
                 #(let #topics = ::core::clone::Clone::clone(&#topics);)*
                 async move {
-                    #(let mut #output_vars = __df_task.output(&#topics);)*
+                    #(let mut #output_vars = ::dataflow::topics::output(&#topics);)*
                     #(#preludes)*
                     while __df_task
                         .next_batch(|#value, __df_cx| { #body })
@@ -312,7 +350,7 @@ fn emit_port(graph: &Graph, port: Port, value: &Ident) -> TokenStream {
         let code = emit_consumer(graph, consumer, port, &copy);
         quote_spanned! {span=>
             {
-                let #copy = ::dataflow::__private::fan_out(&#value);
+                let #copy = ::dataflow::topics::fan_out(&#value);
                 #code
             }
         }
@@ -333,17 +371,30 @@ fn emit_consumer(graph: &Graph, consumer: usize, from: Port, value: &Ident) -> T
         Kind::Sink => {
             let keyed = graph.nodes[from.node].keyed;
             let push = if keyed {
-                quote_spanned!(span=> #out.push_pair(#value))
+                respan(quote!(#out.push_pair(#value)), span)
             } else {
-                quote_spanned!(span=> #out.push(__df_cx.partition(), #value))
+                respan(quote!(#out.push(__df_cx.partition(), #value)), span)
             };
             quote!(__df_cx.sink(#consumer); #push;)
         }
-        Kind::Merge => quote_spanned! {span=>
-            #out.push(__df_cx.partition(), ::dataflow::__private::exchange(#value));
-        },
+        Kind::Merge => respan(
+            quote!(#out.push(__df_cx.partition(), ::dataflow::topics::exchange(#value));),
+            span,
+        ),
         _ => emit_node(graph, consumer, value),
     }
+}
+
+/// A timed call of node `index`'s stage through `dataflow::signature::<operator>`, spanned at
+/// the stage.
+fn timed_call(graph: &Graph, index: usize, operator: &str, args: TokenStream) -> TokenStream {
+    let span = graph.nodes[index]
+        .stage
+        .as_ref()
+        .expect("stage nodes have a stage")
+        .span();
+    let call = call(graph, index, operator, args);
+    respan(quote!(__df_cx.time(#index, || #call)), span)
 }
 
 /// A call of node `index`'s stage through `dataflow::signature::<operator>`.
@@ -359,6 +410,7 @@ fn call(graph: &Graph, index: usize, operator: &str, args: TokenStream) -> Token
             quote_spanned!(span=> &mut #v)
         }
     };
+    let args = respan(args, span);
     quote_spanned!(span=> ::dataflow::signature::#function(#args, #stage_ref))
 }
 
@@ -375,11 +427,10 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
             v,
         )
     };
-    let timed = |body: TokenStream| quote!(__df_cx.time(#index, || #body));
     let span = node.span;
     match node.kind {
         Kind::Map => {
-            let call = timed(call(graph, index, "map", quote!(#value)));
+            let call = timed_call(graph, index, "map", quote!(#value));
             let rest = downstream(&out_value);
             quote_spanned! {span=>
                 __df_cx.count(#index);
@@ -398,36 +449,41 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
             }
         }
         Kind::Filter => {
-            let call = timed(call(graph, index, "filter", quote!(&#value)));
+            let call = timed_call(graph, index, "filter", quote!(&#value));
             let rest = downstream(value);
             quote!(__df_cx.count(#index); if #call { #rest })
         }
         Kind::FilterMap => {
-            let call = timed(call(graph, index, "filter_map", quote!(#value)));
+            let call = timed_call(graph, index, "filter_map", quote!(#value));
             let rest = downstream(&out_value);
             quote!(__df_cx.count(#index); if let ::core::option::Option::Some(#out_value) = #call { #rest })
         }
         Kind::FlatMap => {
-            let call = timed(call(graph, index, "flat_map", quote!(#value)));
+            let call = timed_call(graph, index, "flat_map", quote!(#value));
             let rest = downstream(&out_value);
             quote!(__df_cx.count(#index); for #out_value in #call { #rest })
         }
         Kind::Inspect => {
-            let call = timed(call(graph, index, "inspect", quote!(&#value)));
+            let call = timed_call(graph, index, "inspect", quote!(&#value));
             let rest = downstream(value);
             quote!(__df_cx.count(#index); #call; #rest)
         }
         Kind::KeyBy => {
-            let call = timed(call(graph, index, "key_by", quote!(&#value)));
+            let call = timed_call(graph, index, "key_by", quote!(&#value));
             let out = var("o", index);
-            quote_spanned! {span=>
+            let stage_span = node.stage.as_ref().map_or(span, |s| s.span());
+            let push = respan(
+                quote!(#out.push_pair(::dataflow::topics::exchange((__df_k, #value)));),
+                stage_span,
+            );
+            quote! {
                 __df_cx.count(#index);
                 let __df_k = #call;
-                #out.push_pair(::dataflow::__private::exchange((__df_k, #value)));
+                #push
             }
         }
         Kind::Split => {
-            let call = timed(call(graph, index, "split", quote!(&#value)));
+            let call = timed_call(graph, index, "split", quote!(&#value));
             let yes = emit_port(
                 graph,
                 Port {
@@ -447,7 +503,7 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
             quote!(__df_cx.count(#index); if #call { #yes } else { #no })
         }
         Kind::SplitResult => {
-            let call = timed(call(graph, index, "split_result", quote!(#value)));
+            let call = timed_call(graph, index, "split_result", quote!(#value));
             let err_value = var("w", index);
             let ok = emit_port(
                 graph,

@@ -139,7 +139,8 @@ impl Graph {
 }
 
 struct Stream {
-    port: Port,
+    /// `None` when the chain that defines it had an error: uses are then silent.
+    port: Option<Port>,
     span: Span,
     uses: usize,
 }
@@ -217,7 +218,8 @@ impl Builder<'_> {
         self.model.params.iter().position(|p| p.name == *ident)
     }
 
-    /// The stream named `ident` as the start of a chain or an argument of `merge`.
+    /// The stream named `ident` as the start of a chain or an argument of `merge`; `None` if
+    /// it is unknown (reported) or was defined by a chain with an error (not reported again).
     fn resolve(
         &mut self,
         ident: &syn::Ident,
@@ -243,7 +245,7 @@ impl Builder<'_> {
         }
         if let Some(stream) = self.streams.get_mut(&name) {
             stream.uses += 1;
-            return Some(stream.port);
+            return stream.port;
         }
         match self.bound_at.get(&name) {
             Some(&at) if at >= statement => errors.push(
@@ -342,10 +344,52 @@ impl Builder<'_> {
         statement: &crate::pipeline::parse::Statement,
         errors: &mut Errors,
     ) {
+        if self.chain(index, statement, errors).is_none() {
+            self.abandon(statement);
+        }
+    }
+
+    /// After an error in a statement: its parameters count as used and its names as defined,
+    /// so that the error is not echoed by "never read" or "unknown stream" errors.
+    fn abandon(&mut self, statement: &crate::pipeline::parse::Statement) {
         let chain = &statement.chain;
-        let Some(mut current) = self.resolve(&chain.root, index, errors) else {
-            return;
+        let mentioned = std::iter::once(&chain.root).chain(chain.calls.iter().flat_map(|call| {
+            call.args.iter().filter_map(|arg| match arg {
+                syn::Expr::Path(p) => p.path.get_ident(),
+                _ => None,
+            })
+        }));
+        for ident in mentioned {
+            if let Some(param) = self.param(ident) {
+                self.param_used[param] = true;
+            }
+        }
+        let names: Vec<&syn::Ident> = match &statement.binding {
+            Binding::None | Binding::One(None) => vec![],
+            Binding::One(Some(a)) => vec![a],
+            Binding::Two(a, b) => a.iter().chain(b.iter()).collect(),
         };
+        for name in names {
+            self.streams.insert(
+                name.to_string(),
+                Stream {
+                    port: None,
+                    span: name.span(),
+                    uses: 1,
+                },
+            );
+        }
+    }
+
+    /// Builds a statement's nodes; `None` after an error.
+    fn chain(
+        &mut self,
+        index: usize,
+        statement: &crate::pipeline::parse::Statement,
+        errors: &mut Errors,
+    ) -> Option<()> {
+        let chain = &statement.chain;
+        let mut current = self.resolve(&chain.root, index, errors)?;
         // `None` once the chain has ended in `.to(sink)`; `Some(Two)` after a split.
         let mut ended = false;
         let mut split: Option<usize> = None;
@@ -353,7 +397,7 @@ impl Builder<'_> {
             let method = call.method.to_string();
             if ended {
                 errors.push(call.span, "`to` ends a stream: nothing can follow it");
-                return;
+                return None;
             }
             if let Some(node) = split {
                 let _ = node;
@@ -361,7 +405,7 @@ impl Builder<'_> {
                     call.span,
                     "`split` has two outputs: bind them with `let (yes, no) = ...` and continue from each",
                 );
-                return;
+                return None;
             }
             let Some(&(_, kind, arity)) = OPERATORS.iter().find(|(name, _, _)| *name == method)
             else {
@@ -376,7 +420,7 @@ impl Builder<'_> {
                         all.join(", ")
                     ),
                 );
-                return;
+                return None;
             };
             let given = call.args.len();
             let arity_ok = match arity {
@@ -398,7 +442,7 @@ impl Builder<'_> {
                     call.span,
                     format!("`{method}` takes {wanted}, {given} given"),
                 );
-                return;
+                return None;
             }
             if matches!(kind, Kind::Count | Kind::Fold | Kind::Reduce)
                 && !self.nodes[current.node].keyed
@@ -407,7 +451,7 @@ impl Builder<'_> {
                     call.span,
                     format!("`{method}` needs a keyed stream: call `.key_by(..)` before it"),
                 );
-                return;
+                return None;
             }
             match kind {
                 Kind::Sink => {
@@ -432,7 +476,7 @@ impl Builder<'_> {
                                 &call.args[0],
                                 "`to` takes a sink parameter of the pipeline",
                             );
-                            return;
+                            return None;
                         }
                     }
                 }
@@ -453,7 +497,7 @@ impl Builder<'_> {
                         };
                         match port {
                             Some(port) => inputs.push(port),
-                            None => return,
+                            None => return None,
                         }
                     }
                     let node = self.add(kind, call, inputs);
@@ -470,10 +514,12 @@ impl Builder<'_> {
             }
         }
         match (&statement.binding, ended, split) {
-            (Binding::None, false, None) => errors.push(
-                chain.span,
-                "this stream is never consumed: end it with `.to(sink)`, or bind it with `let` and use it",
-            ),
+            (Binding::None, false, None) => {
+                errors.push(
+                    chain.span,
+                    "this stream is never consumed: end it with `.to(sink)`, or bind it with `let` and use it",
+                );
+            }
             (Binding::None, true, None) | (Binding::One(None), _, None) => {}
             (Binding::One(Some(name)), false, None) => self.bind(name, current),
             (Binding::One(Some(name)), true, None) => errors.push(
@@ -497,6 +543,7 @@ impl Builder<'_> {
                 "`split` has two outputs: bind them with `let (yes, no) = ...`",
             ),
         }
+        Some(())
     }
 
     /// The segment a sink written from `port` is shown in.
@@ -516,7 +563,7 @@ impl Builder<'_> {
         self.streams.insert(
             name.to_string(),
             Stream {
-                port,
+                port: Some(port),
                 span: name.span(),
                 uses: 0,
             },

@@ -32,7 +32,9 @@ impl<T: Send + Sync + 'static> Output<T> {
             buffer: Vec::new(),
         }
     }
+}
 
+impl<T> Output<T> {
     /// Buffers `value` for the partition matching the input partition (keeps per-partition
     /// order).
     #[inline]
@@ -64,7 +66,7 @@ impl<T: Send + Sync + 'static> Output<T> {
     }
 }
 
-impl<K: Key, V: Send + Sync + 'static> Output<(K, V)> {
+impl<K: Key, V> Output<(K, V)> {
     /// Buffers a `(key, value)` pair for the partition of its key.
     #[inline]
     pub fn push_pair(&mut self, pair: (K, V)) {

@@ -103,6 +103,9 @@ impl Cx<'_> {
 pub struct Task<In> {
     member: GroupMember<In>,
     state: TaskState,
+    /// Boxes an input value for a dead letter; made where `In: Exchange` is known, so that the
+    /// task's methods need only `In: Clone`.
+    erase: fn(&In) -> Arc<dyn Any + Send + Sync>,
 }
 
 struct TaskState {
@@ -145,9 +148,14 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
+fn erase<In: Exchange>(value: &In) -> Arc<dyn Any + Send + Sync> {
+    Arc::new(value.clone())
+}
+
 impl<In: Exchange> Task<In> {
     pub(crate) fn new(member: GroupMember<In>, topic: &str, setup: TaskSetup) -> Self {
         Self {
+            erase: erase::<In>,
             member,
             state: TaskState {
                 pipeline: setup.pipeline,
@@ -168,19 +176,21 @@ impl<In: Exchange> Task<In> {
             },
         }
     }
+}
 
-    /// A buffer for values bound to `topic`.
-    pub fn output<T: Send + Sync + 'static>(&self, topic: &Topic<T>) -> Output<T> {
-        Output::new(topic)
-    }
-
+impl<In: Clone> Task<In> {
     /// Reads a batch of records and runs `stages` on each. Returns `false` once the task must
     /// end (after a stop or a drain); then nothing was read.
     pub async fn next_batch<F>(&mut self, mut stages: F) -> bool
     where
         F: FnMut(In, &mut Cx<'_>),
     {
-        let Self { member, state } = self;
+        let Self {
+            member,
+            state,
+            erase,
+        } = self;
+        let erase = *erase;
         if state.finished {
             return false;
         }
@@ -199,8 +209,8 @@ impl<In: Exchange> Task<In> {
                         received = member.recv() => {
                             match received {
                                 Ok(record) => {
-                                    state.process_one(&record, &mut stages);
-                                    state.process_rest(member, &mut stages);
+                                    state.process_one(&record, erase, &mut stages);
+                                    state.process_rest(member, erase, &mut stages);
                                     return true;
                                 }
                                 Err(RecvError::Lagged { skipped, .. }) => lock(&state.metrics).lagged += skipped,
@@ -211,8 +221,8 @@ impl<In: Exchange> Task<In> {
                 }
                 Mode::Drain => match member.try_recv() {
                     Ok(record) => {
-                        state.process_one(&record, &mut stages);
-                        state.process_rest(member, &mut stages);
+                        state.process_one(&record, erase, &mut stages);
+                        state.process_rest(member, erase, &mut stages);
                         return true;
                     }
                     Err(TryRecvError::Lagged { skipped, .. }) => {
@@ -228,10 +238,7 @@ impl<In: Exchange> Task<In> {
     }
 
     /// Sends what `output` buffered during the batch.
-    pub async fn flush<T: Send + Sync + 'static>(
-        &mut self,
-        output: &mut Output<T>,
-    ) -> Result<(), PipelineError> {
+    pub async fn flush<T>(&mut self, output: &mut Output<T>) -> Result<(), PipelineError> {
         output.flush().await.map(drop)
     }
 
@@ -246,39 +253,50 @@ impl<In: Exchange> Task<In> {
     }
 }
 
+type Erase<In> = fn(&In) -> Arc<dyn Any + Send + Sync>;
+
 fn lock(metrics: &Mutex<TaskMetrics>) -> std::sync::MutexGuard<'_, TaskMetrics> {
     metrics.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl TaskState {
-    fn process_one<In: Exchange, F>(&mut self, record: &Record<'_, In>, stages: &mut F)
-    where
+    fn process_one<In: Clone, F>(
+        &mut self,
+        record: &Record<'_, In>,
+        erase: Erase<In>,
+        stages: &mut F,
+    ) where
         F: FnMut(In, &mut Cx<'_>),
     {
         let metrics = Arc::clone(&self.metrics);
-        self.process(&mut lock(&metrics), record, stages);
+        self.process(&mut lock(&metrics), record, erase, stages);
     }
 
     /// The rest of a batch: what is available now, up to the batch size.
-    fn process_rest<In: Exchange, F>(&mut self, member: &mut GroupMember<In>, stages: &mut F)
-    where
+    fn process_rest<In: Clone, F>(
+        &mut self,
+        member: &mut GroupMember<In>,
+        erase: Erase<In>,
+        stages: &mut F,
+    ) where
         F: FnMut(In, &mut Cx<'_>),
     {
         let metrics = Arc::clone(&self.metrics);
         let mut guard = lock(&metrics);
         for _ in 1..self.batch {
             match member.try_recv() {
-                Ok(record) => self.process(&mut guard, &record, stages),
+                Ok(record) => self.process(&mut guard, &record, erase, stages),
                 Err(TryRecvError::Lagged { skipped, .. }) => guard.lagged += skipped,
                 Err(_) => break,
             }
         }
     }
 
-    fn process<In: Exchange, F>(
+    fn process<In: Clone, F>(
         &mut self,
         metrics: &mut TaskMetrics,
         record: &Record<'_, In>,
+        erase: Erase<In>,
         stages: &mut F,
     ) where
         F: FnMut(In, &mut Cx<'_>),
@@ -315,7 +333,7 @@ impl TaskState {
         }
         if !self.failures.is_empty() {
             // The dead letter carries the input record, read again from the log.
-            let value: Arc<dyn Any + Send + Sync> = Arc::new(record.value().clone());
+            let value = erase(record.value());
             for failure in self.failures.drain(..) {
                 let letter = DeadLetter {
                     pipeline: self.pipeline,

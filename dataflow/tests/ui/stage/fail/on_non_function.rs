@@ -1,0 +1,6 @@
+use dataflow::stage;
+
+#[stage]
+struct NotAStage;
+
+fn main() {}

@@ -98,6 +98,11 @@ pub use crate::runtime::launch::Running;
 pub use crate::runtime::output::partition_of;
 pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// A source parameter of a `#[pipeline]` function: a stream of `T` read from a topic bound in
 /// the generated builder.
 pub struct Source<T>(std::marker::PhantomData<fn() -> T>);

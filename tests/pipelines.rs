@@ -410,3 +410,59 @@ fn starting_outside_a_runtime_is_a_clear_error() {
         .unwrap_err();
     assert!(matches!(err, dataflow::StartError::NoRuntime));
 }
+
+/// An async stage: waits a little, fails on multiples of 97.
+async fn enrich(x: u64) -> std::result::Result<u64, String> {
+    tokio::time::sleep(Duration::from_micros((x * 7919) % 300)).await;
+    if x.is_multiple_of(97) {
+        Err(format!("no data for {x}"))
+    } else {
+        Ok(x * 10)
+    }
+}
+
+#[pipeline]
+fn enriched(input: Source<u64>, ordered: Sink<u64>, any_order: Sink<u64>) {
+    input.map_async(enrich, 8).to(ordered);
+    input
+        .map_async_unordered(|x: u64| async move { x + 1 }, 4)
+        .to(any_order);
+}
+
+#[test]
+fn async_stages_keep_input_order_unless_asked_not_to() -> Result {
+    runtime().block_on(async {
+        let broker = Broker::new();
+        let input = broker.topic::<u64>("input", TopicConfig::new())?;
+        let ordered = broker.topic::<u64>("ordered", TopicConfig::new())?;
+        let any_order = broker.topic::<u64>("any", TopicConfig::new())?;
+        let running = Enriched::builder()
+            .input(input.clone())
+            .ordered(ordered.clone())
+            .any_order(any_order.clone())
+            .start()?;
+        let producer = input.producer();
+        const N: u64 = 2_000;
+        for i in 1..=N {
+            producer.send(i).await?;
+        }
+        let expected: Vec<u64> = (1..=N).filter(|x| x % 97 != 0).map(|x| x * 10).collect();
+        assert_eq!(
+            read_n(&ordered, expected.len()).await,
+            expected,
+            "input order is kept"
+        );
+        let mut plus_one = read_n(&any_order, N as usize).await;
+        plus_one.sort_unstable();
+        assert_eq!(plus_one, (2..=N + 1).collect::<Vec<_>>());
+        let dead = read_n(&running.dead_letters(), (N / 97) as usize).await;
+        assert!(
+            dead.iter()
+                .all(|d| d.stage == "enrich" && d.error.starts_with("no data"))
+        );
+        let metrics = running.shutdown().await?;
+        assert_eq!(metrics.stage("enrich").unwrap().count, N);
+        assert_eq!(metrics.stage("enrich").unwrap().failed, N / 97);
+        Ok(())
+    })
+}

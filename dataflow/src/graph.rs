@@ -15,6 +15,10 @@ pub enum NodeKind {
     Sink,
     /// `map`.
     Map,
+    /// `map_async`: an async stage, in input order.
+    MapAsync,
+    /// `map_async_unordered`: an async stage, outputs as they complete.
+    MapAsyncUnordered,
     /// `filter`.
     Filter,
     /// `filter_map`.
@@ -46,6 +50,8 @@ impl NodeKind {
             NodeKind::Source => "source",
             NodeKind::Sink => "to",
             NodeKind::Map => "map",
+            NodeKind::MapAsync => "map_async",
+            NodeKind::MapAsyncUnordered => "map_async_unordered",
             NodeKind::Filter => "filter",
             NodeKind::FilterMap => "filter_map",
             NodeKind::FlatMap => "flat_map",

@@ -42,7 +42,9 @@
 //! The operator decides what a stage means, as with iterators: `map` (`fn(T) -> U`; a stage
 //! returning `Result<U, E>` sends `Err` to the dead-letter output), `filter` (`fn(&T) -> bool`),
 //! `filter_map` (`fn(T) -> Option<U>`), `flat_map` (`fn(T) -> impl IntoIterator`), `inspect`
-//! (`fn(&T)`), `key_by` (`fn(&T) -> K`). Closures work too. See [`signature`].
+//! (`fn(&T)`), `key_by` (`fn(&T) -> K`), and `async fn(T) -> U` with `map_async(stage, limit)`
+//! (at most `limit` records in flight per task, default 16; outputs in input order) or
+//! `map_async_unordered` (outputs as they complete). Closures work too. See [`signature`].
 //!
 //! # Operators
 //!

@@ -2,7 +2,6 @@
 //! release.
 
 use std::cell::Cell;
-use std::fmt::Display;
 
 pub use crate::runtime::launch::Launch;
 pub use crate::runtime::output::Output;
@@ -68,47 +67,6 @@ pub trait NamePlain {
 impl<F> NamePlain for &F {
     fn __dataflow_name(&self, default: &'static str) -> &'static str {
         default
-    }
-}
-
-/// Whether a `map` stage's output is a `Result` (its `Err` goes to the dead letters).
-pub struct IsResult;
-/// A `map` stage's output that is not a `Result`.
-pub struct IsPlain;
-
-pub trait ClassifyResult {
-    fn __dataflow_classify(&self) -> IsResult;
-}
-
-impl<T, E> ClassifyResult for Result<T, E> {
-    #[inline(always)]
-    fn __dataflow_classify(&self) -> IsResult {
-        IsResult
-    }
-}
-
-pub trait ClassifyPlain {
-    fn __dataflow_classify(&self) -> IsPlain;
-}
-
-impl<T> ClassifyPlain for &T {
-    #[inline(always)]
-    fn __dataflow_classify(&self) -> IsPlain {
-        IsPlain
-    }
-}
-
-impl IsResult {
-    #[inline(always)]
-    pub fn into_result<T, E: Display>(self, value: Result<T, E>) -> Result<T, E> {
-        value
-    }
-}
-
-impl IsPlain {
-    #[inline(always)]
-    pub fn into_result<T>(self, value: T) -> Result<T, std::convert::Infallible> {
-        Ok(value)
     }
 }
 

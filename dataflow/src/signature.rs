@@ -67,3 +67,90 @@ pub fn fold<S, V, F: FnMut(S, V) -> S>(state: S, value: V, stage: &mut F) -> S {
 pub fn reduce<V, F: FnMut(V, V) -> V>(acc: V, value: V, stage: &mut F) -> V {
     stage(acc, value)
 }
+
+/// `map_async`: `async fn(T) -> U`. A stage returning `Result<U, E>` sends each `Err` to the
+/// dead-letter output. At most `limit` records are in flight per task (default 16).
+#[inline(always)]
+pub fn map_async<T, Fut: std::future::Future, F: FnMut(T) -> Fut>(value: T, stage: &mut F) -> Fut {
+    stage(value)
+}
+
+#[doc(hidden)]
+pub mod output {
+    //! How `map` treats its stage's output: a `Result` is split (its `Err` goes to the dead
+    //! letters), a future is refused (use `map_async`), anything else passes on.
+
+    use std::fmt::Display;
+
+    /// Whether a `map` stage's output is a `Result` (its `Err` goes to the dead letters).
+    pub struct IsResult;
+    /// A `map` stage's output that is not a `Result`.
+    pub struct IsPlain;
+
+    pub trait ClassifyResult {
+        fn __dataflow_classify(&self) -> IsResult;
+    }
+
+    impl<T, E> ClassifyResult for Result<T, E> {
+        #[inline(always)]
+        fn __dataflow_classify(&self) -> IsResult {
+            IsResult
+        }
+    }
+
+    pub trait ClassifyPlain {
+        fn __dataflow_classify(&self) -> IsPlain;
+    }
+
+    impl<T> ClassifyPlain for &T {
+        #[inline(always)]
+        fn __dataflow_classify(&self) -> IsPlain {
+            IsPlain
+        }
+    }
+
+    /// A `map` stage's output that is a future: an async stage given to `map`.
+    pub struct IsFuture;
+
+    pub trait ClassifyFuture {
+        fn __dataflow_classify(&self) -> IsFuture;
+    }
+
+    impl<F: std::future::Future> ClassifyFuture for F {
+        #[inline(always)]
+        fn __dataflow_classify(&self) -> IsFuture {
+            IsFuture
+        }
+    }
+
+    /// Never implemented: reports an async stage given to `map`.
+    #[diagnostic::on_unimplemented(
+        message = "`map` does not await its stage: this stage returns a future (`{Self}`)",
+        label = "an async stage",
+        note = "use `.map_async(stage)` (or `.map_async(stage, limit)`) for an `async fn` stage"
+    )]
+    pub trait SyncStageOutput {}
+
+    impl IsFuture {
+        pub fn into_result<F: SyncStageOutput, T>(
+            self,
+            _value: F,
+        ) -> Result<T, std::convert::Infallible> {
+            unreachable!("`SyncStageOutput` has no implementation")
+        }
+    }
+
+    impl IsResult {
+        #[inline(always)]
+        pub fn into_result<T, E: Display>(self, value: Result<T, E>) -> Result<T, E> {
+            value
+        }
+    }
+
+    impl IsPlain {
+        #[inline(always)]
+        pub fn into_result<T>(self, value: T) -> Result<T, std::convert::Infallible> {
+            Ok(value)
+        }
+    }
+}

@@ -209,7 +209,7 @@ fn start_body(model: &Model, graph: &Graph, pipeline: &Ident) -> TokenStream {
                 let input = input_var(model, graph, node.segment);
                 quote!(#input.partitions())
             }
-            Kind::Merge => {
+            Kind::Merge | Kind::MapAsync | Kind::MapAsyncUnordered => {
                 let segment = graph.downstream_segment(index);
                 let inputs = graph.segments[segment]
                     .upstream
@@ -252,7 +252,9 @@ fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
     for (index, node) in graph.nodes.iter().enumerate() {
         let writes = match node.kind {
             Kind::KeyBy => node.segment == s,
-            Kind::Merge | Kind::Sink => node.inputs.iter().any(|&p| port_segment(graph, p) == s),
+            Kind::Merge | Kind::MapAsync | Kind::MapAsyncUnordered | Kind::Sink => {
+                node.inputs.iter().any(|&p| port_segment(graph, p) == s)
+            }
             _ => false,
         };
         if writes {
@@ -293,7 +295,20 @@ fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
         }
     }
     let value = format_ident!("__df_in");
+    let async_head = match seg.input {
+        Input::Internal { node } => matches!(
+            graph.nodes[node].kind,
+            Kind::MapAsync | Kind::MapAsyncUnordered
+        )
+        .then_some(node),
+        Input::Source { .. } => None,
+    };
     let body = match seg.input {
+        Input::Internal { node } if async_head.is_some() => {
+            let output = var("v", node);
+            let result = format_ident!("__df_r");
+            classify_then(graph, node, &result, &output)
+        }
         Input::Source { node, .. } => {
             let rest = emit_port(graph, Port { node, output: 0 }, &value);
             quote!(__df_cx.count(#node); #rest)
@@ -316,6 +331,26 @@ fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
         }
         Input::Source { .. } => quote!(::dataflow::topics::read),
     };
+    let next_batch = match async_head {
+        Some(node) => {
+            let limit = graph.nodes[node]
+                .limit
+                .as_ref()
+                .map_or_else(|| quote!(16usize), |limit| quote!(#limit));
+            let ordered = graph.nodes[node].kind == Kind::MapAsync;
+            let stage = call(graph, node, "map_async", quote!(#value));
+            quote! {
+                __df_task
+                    .next_batch_async(#node, #limit, #ordered, |#value| #stage, |__df_r, __df_cx| { #body })
+                    .await
+            }
+        }
+        None => quote! {
+            __df_task
+                .next_batch(|#value, __df_cx| { #body })
+                .await
+        },
+    };
     quote! {
         {
             #(let #topics = ::core::clone::Clone::clone(&#topics);)*
@@ -324,10 +359,7 @@ fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
                 async move {
                     #(let mut #output_vars = ::dataflow::topics::output(&#topics);)*
                     #(#preludes)*
-                    while __df_task
-                        .next_batch(|#value, __df_cx| { #body })
-                        .await
-                    {
+                    while #next_batch {
                         #(__df_task.flush(&mut #output_vars).await?;)*
                         __df_task.commit().await?;
                     }
@@ -377,7 +409,7 @@ fn emit_consumer(graph: &Graph, consumer: usize, from: Port, value: &Ident) -> T
             };
             quote!(__df_cx.sink(#consumer); #push;)
         }
-        Kind::Merge => respan(
+        Kind::Merge | Kind::MapAsync | Kind::MapAsyncUnordered => respan(
             quote!(#out.push(__df_cx.partition(), ::dataflow::topics::exchange(#value));),
             span,
         ),
@@ -414,6 +446,40 @@ fn call(graph: &Graph, index: usize, operator: &str, args: TokenStream) -> Token
     quote_spanned!(span=> ::dataflow::signature::#function(#args, #stage_ref))
 }
 
+/// Sends an `Err` output of node `index` to the dead letters and passes an `Ok` (or a plain
+/// value) on as `output`.
+fn classify_then(graph: &Graph, index: usize, result: &Ident, output: &Ident) -> TokenStream {
+    let rest = emit_port(
+        graph,
+        Port {
+            node: index,
+            output: 0,
+        },
+        output,
+    );
+    let node = &graph.nodes[index];
+    let span = node.span;
+    let classified = respan(
+        quote! {
+            {
+                #[allow(unused_imports)]
+                use ::dataflow::signature::output::{ClassifyFuture as _, ClassifyResult as _, ClassifyPlain as _};
+                (&#result).__dataflow_classify()
+            }
+            .into_result(#result)
+        },
+        node.stage.as_ref().map_or(span, |s| s.span()),
+    );
+    quote_spanned! {span=>
+        #[allow(unreachable_patterns)]
+        match #classified
+        {
+            ::core::result::Result::Ok(#output) => { #rest }
+            ::core::result::Result::Err(__df_e) => __df_cx.fail(#index, __df_e),
+        }
+    }
+}
+
 fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
     let node = &graph.nodes[index];
     let out_value = var("v", index);
@@ -431,21 +497,12 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
     match node.kind {
         Kind::Map => {
             let call = timed_call(graph, index, "map", quote!(#value));
-            let rest = downstream(&out_value);
+            let result = format_ident!("__df_r");
+            let rest = classify_then(graph, index, &result, &out_value);
             quote_spanned! {span=>
                 __df_cx.count(#index);
-                let __df_r = #call;
-                #[allow(unreachable_patterns)]
-                match {
-                    #[allow(unused_imports)]
-                    use ::dataflow::__private::{ClassifyResult as _, ClassifyPlain as _};
-                    (&__df_r).__dataflow_classify()
-                }
-                .into_result(__df_r)
-                {
-                    ::core::result::Result::Ok(#out_value) => { #rest }
-                    ::core::result::Result::Err(__df_e) => __df_cx.fail(#index, __df_e),
-                }
+                let #result = #call;
+                #rest
             }
         }
         Kind::Filter => {
@@ -580,6 +637,8 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
                 #rest
             }
         }
-        Kind::Source | Kind::Sink | Kind::Merge => unreachable!("handled by emit_consumer"),
+        Kind::Source | Kind::Sink | Kind::Merge | Kind::MapAsync | Kind::MapAsyncUnordered => {
+            unreachable!("handled by emit_consumer")
+        }
     }
 }

@@ -13,6 +13,8 @@ pub(crate) enum Kind {
     Source,
     Sink,
     Map,
+    MapAsync,
+    MapAsyncUnordered,
     Filter,
     FilterMap,
     FlatMap,
@@ -32,6 +34,8 @@ impl Kind {
             Kind::Source => "Source",
             Kind::Sink => "Sink",
             Kind::Map => "Map",
+            Kind::MapAsync => "MapAsync",
+            Kind::MapAsyncUnordered => "MapAsyncUnordered",
             Kind::Filter => "Filter",
             Kind::FilterMap => "FilterMap",
             Kind::FlatMap => "FlatMap",
@@ -50,6 +54,12 @@ impl Kind {
 /// The operators, with the number of arguments each takes.
 const OPERATORS: &[(&str, Kind, Arity)] = &[
     ("map", Kind::Map, Arity::Exactly(1)),
+    ("map_async", Kind::MapAsync, Arity::Range(1, 2)),
+    (
+        "map_async_unordered",
+        Kind::MapAsyncUnordered,
+        Arity::Range(1, 2),
+    ),
     ("filter", Kind::Filter, Arity::Exactly(1)),
     ("filter_map", Kind::FilterMap, Arity::Exactly(1)),
     ("flat_map", Kind::FlatMap, Arity::Exactly(1)),
@@ -68,6 +78,7 @@ const OPERATORS: &[(&str, Kind, Arity)] = &[
 enum Arity {
     Exactly(usize),
     AtLeast(usize),
+    Range(usize, usize),
 }
 
 /// An output of a node: 0, or 1 for the second branch of a split.
@@ -85,6 +96,8 @@ pub(crate) struct Node {
     pub(crate) stage: Option<syn::Expr>,
     /// `fold`'s initial state.
     pub(crate) init: Option<syn::Expr>,
+    /// An async stage's limit of records in flight.
+    pub(crate) limit: Option<syn::Expr>,
     pub(crate) span: Span,
     pub(crate) inputs: Vec<Port>,
     /// The call that made each input edge (for a sink: each `.to(..)`).
@@ -198,6 +211,7 @@ pub(crate) fn build(model: &Model, errors: &mut Errors) -> Graph {
             name: param.name.to_string(),
             stage: None,
             init: None,
+            limit: None,
             span: param.name.span(),
             inputs: Vec::new(),
             input_spans: Vec::new(),
@@ -288,7 +302,7 @@ impl Builder<'_> {
                 node.segment
             }
         };
-        let segment = if kind == Kind::Merge {
+        let segment = if matches!(kind, Kind::Merge | Kind::MapAsync | Kind::MapAsyncUnordered) {
             let mut upstream: Vec<usize> =
                 inputs.iter().map(|&p| upstream_segment(self, p)).collect();
             upstream.sort_unstable();
@@ -321,6 +335,9 @@ impl Builder<'_> {
             name,
             stage,
             init: (kind == Kind::Fold).then(|| call.args[0].clone()),
+            limit: matches!(kind, Kind::MapAsync | Kind::MapAsyncUnordered)
+                .then(|| call.args.get(1).cloned())
+                .flatten(),
             span: call.span,
             input_spans: vec![call.span; inputs.len()],
             inputs,
@@ -426,6 +443,7 @@ impl Builder<'_> {
             let arity_ok = match arity {
                 Arity::Exactly(n) => given == n,
                 Arity::AtLeast(n) => given >= n,
+                Arity::Range(min, max) => (min..=max).contains(&given),
             };
             if !arity_ok {
                 let wanted = match (kind, arity) {
@@ -434,6 +452,10 @@ impl Builder<'_> {
                     }
                     (Kind::Merge, _) => "the streams to merge with, at least one".to_owned(),
                     (Kind::Sink, _) => "1 argument: a sink parameter".to_owned(),
+                    (Kind::MapAsync | Kind::MapAsyncUnordered, _) => {
+                        "an async stage, and optionally how many records it may have in flight"
+                            .to_owned()
+                    }
                     (_, Arity::Exactly(0)) => "no argument".to_owned(),
                     (_, Arity::Exactly(1)) => "1 argument: a stage".to_owned(),
                     (_, _) => "other arguments".to_owned(),

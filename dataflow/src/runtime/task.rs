@@ -18,6 +18,8 @@ use crate::metrics::TaskMetrics;
 use crate::runtime::output::Output;
 use crate::stage::Exchange;
 
+mod async_stage;
+
 /// What a segment's tasks are asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -301,15 +303,7 @@ impl TaskState {
     ) where
         F: FnMut(In, &mut Cx<'_>),
     {
-        let sampled = self.latency && {
-            if self.until_sample == 0 {
-                self.until_sample = self.sample_every - 1;
-                true
-            } else {
-                self.until_sample -= 1;
-                false
-            }
-        };
+        let sampled = self.next_sampled();
         let position = record.position();
         let mut cx = Cx {
             metrics,
@@ -333,21 +327,43 @@ impl TaskState {
         }
         if !self.failures.is_empty() {
             // The dead letter carries the input record, read again from the log.
-            let value = erase(record.value());
-            for failure in self.failures.drain(..) {
-                let letter = DeadLetter {
-                    pipeline: self.pipeline,
-                    stage: self.graph.nodes[failure.node].name,
-                    error: failure.error,
-                    panicked: failure.panicked,
-                    topic: self.topic.clone(),
-                    position,
-                    value: Arc::clone(&value),
-                    value_type: std::any::type_name::<In>(),
-                };
-                self.dead.push(position.partition, letter);
-            }
+            self.dead_letters(position, erase(record.value()), std::any::type_name::<In>());
         }
         self.processed.insert(position.partition, position);
+    }
+
+    /// Whether the next record is timed (one in `sample_every`).
+    fn next_sampled(&mut self) -> bool {
+        self.latency && {
+            if self.until_sample == 0 {
+                self.until_sample = self.sample_every - 1;
+                true
+            } else {
+                self.until_sample -= 1;
+                false
+            }
+        }
+    }
+
+    /// Turns the failures recorded for the record at `position` into dead letters.
+    fn dead_letters(
+        &mut self,
+        position: Position,
+        value: Arc<dyn Any + Send + Sync>,
+        value_type: &'static str,
+    ) {
+        for failure in self.failures.drain(..) {
+            let letter = DeadLetter {
+                pipeline: self.pipeline,
+                stage: self.graph.nodes[failure.node].name,
+                error: failure.error,
+                panicked: failure.panicked,
+                topic: self.topic.clone(),
+                position,
+                value: Arc::clone(&value),
+                value_type,
+            };
+            self.dead.push(position.partition, letter);
+        }
     }
 }

@@ -48,6 +48,47 @@ enum Route<'k> {
     Partition(u32),
 }
 
+/// What one claim of a batch did.
+enum Appended {
+    /// Nothing is left to append.
+    Done,
+    /// Some values were appended; more are left.
+    More,
+    Closed,
+    /// The partition is full (`Overflow::Block`).
+    Full,
+}
+
+/// Appends as many of `values` as one claim allows, recording the last position.
+fn append_some<T>(
+    part: &Partition<T>,
+    values: &mut impl ExactSizeIterator<Item = T>,
+    last: &mut Option<Position>,
+) -> Appended {
+    let remaining = values.len();
+    if remaining == 0 {
+        return Appended::Done;
+    }
+    match part.claim(remaining) {
+        Ok(claim) => {
+            let timestamp = now_nanos();
+            *last = Some(Position {
+                partition: part.index,
+                offset: claim.offset + claim.count as u64 - 1,
+            });
+            let entries = values.by_ref().map(|value| Entry {
+                timestamp,
+                key: None,
+                value,
+            });
+            part.publish(claim, entries);
+            Appended::More
+        }
+        Err(ClaimError::Closed) => Appended::Closed,
+        Err(ClaimError::Full) => Appended::Full,
+    }
+}
+
 /// Appends one entry now, or gives it back with the reason.
 fn try_append<T>(
     part: &Partition<T>,
@@ -220,6 +261,58 @@ impl<T> Producer<T> {
     }
 
     /// Appends every value of `values` to `partition`, in order, claiming many slots at once
+    /// and waking readers once per claim (the Disruptor's batching). Waits while the partition
+    /// is full. Returns the position of the last record appended (`None` for an empty batch);
+    /// on error, gives back the values not appended.
+    ///
+    /// Not cancel-safe: dropping the future part-way leaves the values appended so far
+    /// appended, and drops the others.
+    pub async fn send_batch<I>(
+        &self,
+        partition: u32,
+        values: I,
+    ) -> Result<Option<Position>, SendError<Vec<T>>>
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let partitions = self.topic.partitions.len() as u32;
+        let mut values = values.into_iter();
+        let Some(part) = self.topic.partitions.get(partition as usize) else {
+            return Err(SendError::NoSuchPartition {
+                partition,
+                partitions,
+                value: values.collect(),
+            });
+        };
+        let mut last = None;
+        let mut waiter = None;
+        let result = poll_fn(|cx| {
+            loop {
+                match append_some(part, &mut values, &mut last) {
+                    Appended::Done => return Poll::Ready(Ok(last)),
+                    Appended::More => continue,
+                    Appended::Closed => {
+                        return Poll::Ready(Err(SendError::Closed(values.by_ref().collect())));
+                    }
+                    Appended::Full => {}
+                }
+                let id = *waiter.get_or_insert_with(next_id);
+                part.space
+                    .register_fenced(id, &Wake::Task(cx.waker().clone()));
+                if part.is_full() {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await;
+        if let Some(id) = waiter {
+            part.space.unregister(id);
+        }
+        result
+    }
+
+    /// Appends every value of `values` to `partition`, in order, claiming many slots at once
     /// and waking readers once per claim (the Disruptor's batching). Blocks while the
     /// partition is full. Returns the position of the last record appended (`None` for an
     /// empty batch); on error, gives back the values not appended.
@@ -244,33 +337,17 @@ impl<T> Producer<T> {
         let mut last = None;
         let mut waiter = None;
         let result = loop {
-            let remaining = values.len();
-            if remaining == 0 {
-                break Ok(last);
+            match append_some(part, &mut values, &mut last) {
+                Appended::Done => break Ok(last),
+                Appended::More => continue,
+                Appended::Closed => break Err(SendError::Closed(values.collect())),
+                Appended::Full => {}
             }
-            match part.claim(remaining) {
-                Ok(claim) => {
-                    let timestamp = now_nanos();
-                    last = Some(Position {
-                        partition,
-                        offset: claim.offset + claim.count as u64 - 1,
-                    });
-                    let entries = values.by_ref().map(|value| Entry {
-                        timestamp,
-                        key: None,
-                        value,
-                    });
-                    part.publish(claim, entries);
-                }
-                Err(ClaimError::Closed) => break Err(SendError::Closed(values.collect())),
-                Err(ClaimError::Full) => {
-                    let id = *waiter.get_or_insert_with(next_id);
-                    part.space
-                        .register_fenced(id, &Wake::Thread(thread::current()));
-                    if part.is_full() {
-                        thread::park();
-                    }
-                }
+            let id = *waiter.get_or_insert_with(next_id);
+            part.space
+                .register_fenced(id, &Wake::Thread(thread::current()));
+            if part.is_full() {
+                thread::park();
             }
         };
         if let Some(id) = waiter {

@@ -636,3 +636,27 @@ fn public_types_are_send_and_sync_as_intended() {
         let _ = p.send(String::new()).await;
     });
 }
+
+#[test]
+fn async_batches_wait_for_room_and_keep_order() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = topic::<u32>(TopicConfig::new().capacity(16, Overflow::Block));
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    let sender = rt.spawn(async move { p.send_batch(0, (0..1_000).collect::<Vec<_>>()).await });
+    for i in 0..1_000 {
+        assert_eq!(*r.recv_blocking().unwrap(), i);
+    }
+    let last = rt.block_on(sender).unwrap().unwrap();
+    assert_eq!(
+        last,
+        Some(Position {
+            partition: 0,
+            offset: 999
+        })
+    );
+}

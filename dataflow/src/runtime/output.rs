@@ -49,11 +49,19 @@ impl<T> Output<T> {
         self.buffer.push((partition, value));
     }
 
-    /// Sends everything buffered, in order, waiting while a bounded topic is full.
+    /// Sends everything buffered, in order, waiting while a bounded topic is full. Runs of
+    /// values for one partition go in one batch (one claim, one wake-up).
     pub(crate) async fn flush(&mut self) -> Result<usize, PipelineError> {
-        let n = self.buffer.len();
-        for (partition, value) in self.buffer.drain(..) {
-            if let Err(err) = self.producer.send_to(partition, value).await {
+        let total = self.buffer.len();
+        while let Some(&(partition, _)) = self.buffer.first() {
+            let run = self
+                .buffer
+                .iter()
+                .position(|(p, _)| *p != partition)
+                .unwrap_or(self.buffer.len());
+            let values = self.buffer.drain(..run).map(|(_, value)| value);
+            if let Err(err) = self.producer.send_batch(partition, values).await {
+                self.buffer.clear();
                 return Err(match err {
                     SendError::Closed(_) => PipelineError::OutputClosed {
                         topic: self.topic.clone(),
@@ -62,7 +70,7 @@ impl<T> Output<T> {
                 });
             }
         }
-        Ok(n)
+        Ok(total)
     }
 }
 

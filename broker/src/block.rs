@@ -17,7 +17,7 @@ pub(crate) struct Entry<T> {
     pub(crate) value: T,
 }
 
-struct Slot<T> {
+pub(crate) struct Slot<T> {
     /// Set once, with `Release`, after `entry` is fully written; read with `Acquire` before
     /// `entry` is read. Never cleared.
     ready: AtomicBool,
@@ -53,6 +53,31 @@ impl<T> Block<T> {
             slots,
             bytes: AtomicU64::new(0),
         }
+    }
+
+    /// A block at `base` made of recycled slots (all unpublished).
+    pub(crate) fn from_slots(base: u64, slots: Box<[Slot<T>]>) -> Self {
+        Self {
+            base,
+            slots,
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Drops every entry and gives the slots back for another block: allocating and faulting
+    /// in a fresh block per `len()` records costs about a tenth of an SPSC append.
+    pub(crate) fn recycle(mut self) -> Box<[Slot<T>]> {
+        for slot in self.slots.iter() {
+            // Relaxed: `self` is owned, so every other access happened before.
+            if slot.ready.load(Ordering::Relaxed) {
+                // SAFETY: the entry was initialised (ready) and is dropped exactly once, here;
+                // the flag is cleared right after, so `Drop` will not drop it again.
+                slot.entry
+                    .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                slot.ready.store(false, Ordering::Relaxed);
+            }
+        }
+        std::mem::take(&mut self.slots)
     }
 
     pub(crate) fn len(&self) -> usize {

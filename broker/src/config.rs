@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 pub enum Overflow {
     /// The producer waits until the slowest reader or consumer group that must not lose
     /// records (independent readers, and every group's committed offset) is less than
-    /// `capacity` records behind. Nothing is ever dropped while such a reader exists. With
+    /// `capacity` records behind. Nothing is ever dropped while such a reader exists. A reader's
+    /// progress is published every 32 records (or a quarter of a small capacity) and whenever
+    /// it waits for more, so a producer may wait for a reader that has just read a few records
+    /// more than it shows. With
     /// no reader and no group at all, nobody can lose anything, and the oldest records are
     /// dropped as with [`Overflow::DropOldest`].
     #[default]

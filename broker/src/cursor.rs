@@ -5,8 +5,14 @@ use crate::block::{Block, Entry};
 use crate::config::Start;
 use crate::error::SeekError;
 use crate::notify::{Notifier, Wake};
-use crate::partition::{Lookup, Partition, Tracking};
-use crate::sync::{Arc, AtomicU64, Ordering, next_id};
+use crate::partition::{Lookup, Partition, SharedPosition, Tracking, shared_position};
+use crate::sync::{Arc, Ordering, next_id};
+
+/// How many records a tracked reader reads between two publications of its position: 32, or
+/// a quarter of a small capacity.
+fn publish_every<T>(part: &Partition<T>) -> u64 {
+    part.policy.capacity.map_or(32, |c| (c / 4).clamp(1, 32))
+}
 
 /// What one attempt to read gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +33,13 @@ pub(crate) struct Cursor<T> {
     block: Arc<Block<T>>,
     /// Next offset to read.
     pos: u64,
-    /// `Overflow::Block` only: `pos`, published for producers and retention.
-    tracked: Option<(u64, Arc<AtomicU64>)>,
+    /// `Overflow::Block` only: `pos`, published for producers and retention every
+    /// `publish_every` records and whenever the reader runs dry (so a fence per record is
+    /// not paid; producers may see the reader up to that many records behind).
+    tracked: Option<(u64, SharedPosition)>,
+    /// The last position stored in `tracked`.
+    published: u64,
+    publish_every: u64,
 }
 
 impl<T> Cursor<T> {
@@ -37,7 +48,7 @@ impl<T> Cursor<T> {
         let tracked = part
             .policy
             .blocks_producers()
-            .then(|| (next_id(), Arc::new(AtomicU64::new(0))));
+            .then(|| (next_id(), shared_position()));
         let tracking = tracked.as_ref().map(|(id, position)| Tracking {
             id: *id,
             position,
@@ -45,10 +56,12 @@ impl<T> Cursor<T> {
         });
         let (pos, block) = part.position(|p, blocks| resolve(p, blocks, start), tracking)?;
         Ok(Self {
+            publish_every: publish_every(&part),
             part,
             block,
             pos,
             tracked,
+            published: pos,
         })
     }
 
@@ -64,10 +77,12 @@ impl<T> Cursor<T> {
             )
             .unwrap_or_else(|never| match never {});
         Self {
+            publish_every: publish_every(&part),
             part,
             block,
             pos,
             tracked: None,
+            published: pos,
         }
     }
 
@@ -89,6 +104,7 @@ impl<T> Cursor<T> {
             .part
             .position(|p, blocks| resolve(p, blocks, start), tracking)?;
         self.pos = pos;
+        self.published = pos;
         self.block = block;
         Ok(())
     }
@@ -119,7 +135,9 @@ impl<T> Cursor<T> {
             }
             if self.block.read(index as usize).is_some() {
                 self.pos += 1;
-                self.publish_position();
+                if self.pos - self.published >= self.publish_every {
+                    self.publish_position();
+                }
                 return Step::Ready;
             }
             return self.empty_or_closed();
@@ -137,7 +155,11 @@ impl<T> Cursor<T> {
         (entry, offset)
     }
 
-    fn empty_or_closed(&self) -> Step {
+    fn empty_or_closed(&mut self) -> Step {
+        // Running dry: let producers waiting for room see everything read so far.
+        if self.published != self.pos {
+            self.publish_position();
+        }
         if self.part.is_closed_at(self.pos) {
             Step::Closed
         } else {
@@ -156,10 +178,12 @@ impl<T> Cursor<T> {
             .position::<std::convert::Infallible>(|_, _| Ok(target), tracking)
             .unwrap_or_else(|never| match never {});
         self.pos = pos;
+        self.published = pos;
         self.block = block;
     }
 
-    fn publish_position(&self) {
+    fn publish_position(&mut self) {
+        self.published = self.pos;
         if let Some((_, position)) = &self.tracked {
             // Release: pairs with the Acquire in `Partition::refresh_limit` and `retain`.
             position.store(self.pos, Ordering::Release);

@@ -16,7 +16,7 @@ use crate::consumer::expect_recv_error;
 use crate::cursor::{Cursor, CursorSet, SetStep, resolve};
 use crate::error::{CommitError, RecvError, RecvTimeoutError, SeekError, TryRecvError};
 use crate::notify::{Notifier, Wake};
-use crate::partition::Tracking;
+use crate::partition::{SharedPosition, Tracking, shared_position};
 use crate::record::{Position, Record};
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock, next_id};
 use crate::topic::TopicShared;
@@ -37,7 +37,7 @@ pub(crate) struct GroupShared {
     generation: AtomicU64,
     /// Next offset to read, per partition. On `Overflow::Block` topics these are registered
     /// with the partitions as positions that must not lose records.
-    committed: Box<[Arc<AtomicU64>]>,
+    committed: Box<[SharedPosition]>,
     /// Wakes parked members when the assignment changes.
     rebalance: Notifier,
 }
@@ -53,7 +53,7 @@ impl GroupShared {
             .partitions
             .iter()
             .map(|part| {
-                let position = Arc::new(AtomicU64::new(0));
+                let position = shared_position();
                 let tracking = part.policy.blocks_producers().then_some(Tracking {
                     id: tracked_id,
                     position: &position,

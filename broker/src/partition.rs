@@ -28,13 +28,16 @@ use std::ptr;
 
 use crossbeam_utils::CachePadded;
 
-use crate::block::{Block, Entry};
+use crate::block::{Block, Entry, Slot};
 use crate::config::{Overflow, TopicConfig};
 use crate::notify::Notifier;
 use crate::sync::{Arc, AtomicPtr, AtomicU64, Mutex, Ordering, Spin, lock};
 
 /// Set in `tail` once the partition is closed.
 const CLOSED: u64 = 1 << 63;
+
+/// Dropped blocks kept for reuse per partition.
+const SPARE_BLOCKS: usize = 2;
 
 /// How a partition is bounded and trimmed.
 #[derive(Debug, Clone)]
@@ -82,11 +85,20 @@ pub(crate) enum ClaimError {
     Full,
 }
 
+/// The next offset a reader or group will read, shared with producers and retention. Padded:
+/// each reader writes its own, and fan-out readers must not share a cache line.
+pub(crate) type SharedPosition = Arc<CachePadded<AtomicU64>>;
+
+/// A new [`SharedPosition`].
+pub(crate) fn shared_position() -> SharedPosition {
+    Arc::new(CachePadded::new(AtomicU64::new(0)))
+}
+
 /// A position that must not lose records (`Overflow::Block`), as passed to
 /// [`Partition::position`].
 pub(crate) struct Tracking<'a> {
     pub(crate) id: u64,
-    pub(crate) position: &'a Arc<AtomicU64>,
+    pub(crate) position: &'a SharedPosition,
     /// Register it (the first positioning of a new reader or group).
     pub(crate) register: bool,
 }
@@ -114,6 +126,9 @@ pub(crate) struct Partition<T> {
     limit: AtomicU64,
     /// Every live block, oldest first, contiguous.
     blocks: Mutex<VecDeque<Arc<Block<T>>>>,
+    /// Slots of dropped blocks that no reader held, ready for the next block (at most
+    /// [`SPARE_BLOCKS`]). Lock order: after `blocks`.
+    spare: Mutex<Vec<Box<[Slot<T>]>>>,
     block_size: usize,
     /// `log2(block_size) + 1`: the lap's position in `tail`, leaving room for
     /// `index == block_size`.
@@ -125,7 +140,7 @@ pub(crate) struct Partition<T> {
     pub(crate) space: Notifier,
     /// `Overflow::Block` only: the next offset each tracked reader or group will read. Lock
     /// order: `blocks` before `tracked`.
-    tracked: Mutex<Vec<(u64, Arc<AtomicU64>)>>,
+    tracked: Mutex<Vec<(u64, SharedPosition)>>,
 }
 
 // SAFETY: the raw `tail_block` pointer points into a block owned by `blocks` (an
@@ -147,6 +162,7 @@ impl<T> Partition<T> {
             start: CachePadded::new(AtomicU64::new(0)),
             limit: AtomicU64::new(u64::MAX),
             blocks: Mutex::new(VecDeque::from([first])),
+            spare: Mutex::new(Vec::new()),
             block_size,
             shift: block_size.trailing_zeros() + 1,
             policy,
@@ -270,7 +286,11 @@ impl<T> Partition<T> {
     /// Installs the block that starts at `base` (called by the producer that claimed the last
     /// slot of the previous block), then applies retention.
     fn install_next(&self, base: u64) {
-        let block = Arc::new(Block::new(base, self.block_size));
+        let recycled = lock(&self.spare).pop();
+        let block = Arc::new(match recycled {
+            Some(slots) => Block::from_slots(base, slots),
+            None => Block::new(base, self.block_size),
+        });
         let block_ptr = ptr::from_ref::<Block<T>>(&block).cast_mut();
         {
             let mut blocks = lock(&self.blocks);
@@ -330,7 +350,15 @@ impl<T> Partition<T> {
             }
             // Relaxed: see above.
             bytes = bytes.saturating_sub(front.bytes.load(Ordering::Relaxed));
-            blocks.pop_front();
+            let front = blocks.pop_front().expect("len > 1");
+            // Reuse its memory unless a reader still holds it (then it is freed when the
+            // reader moves on).
+            if let Ok(block) = Arc::try_unwrap(front) {
+                let mut spare = lock(&self.spare);
+                if spare.len() < SPARE_BLOCKS {
+                    spare.push(block.recycle());
+                }
+            }
             dropped = true;
         }
         if dropped {

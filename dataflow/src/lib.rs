@@ -98,7 +98,7 @@ pub use crate::metrics::{Metrics, StageStats};
 pub use crate::options::PipelineOptions;
 pub use crate::runtime::launch::Running;
 pub use crate::runtime::output::partition_of;
-pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named};
+pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named, Stage};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

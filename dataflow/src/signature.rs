@@ -4,13 +4,13 @@
 //! stage of the wrong shape is reported at the stage, in rustc's words ("expected function
 //! signature `fn(u32) -> _`, found `fn(u64) -> _`"), with the operator's name in the note.
 
-use crate::stage::Key;
+use crate::stage::{Key, Stage};
 
 /// `map`: `fn(T) -> U`. A stage returning `Result<U, E>` sends each `Err` to the dead-letter
 /// output and passes `U` on.
 #[inline(always)]
-pub fn map<T, U, F: FnMut(T) -> U>(value: T, stage: &mut F) -> U {
-    stage(value)
+pub fn map<T, M, F: Stage<T, M>>(value: T, stage: &mut F) -> F::Output {
+    stage.call(value)
 }
 
 /// `filter`: `fn(&T) -> bool`.
@@ -21,14 +21,20 @@ pub fn filter<T, F: FnMut(&T) -> bool>(value: &T, stage: &mut F) -> bool {
 
 /// `filter_map`: `fn(T) -> Option<U>`.
 #[inline(always)]
-pub fn filter_map<T, U, F: FnMut(T) -> Option<U>>(value: T, stage: &mut F) -> Option<U> {
-    stage(value)
+pub fn filter_map<T, U, M, F: Stage<T, M, Output = Option<U>>>(
+    value: T,
+    stage: &mut F,
+) -> Option<U> {
+    stage.call(value)
 }
 
 /// `flat_map`: `fn(T) -> impl IntoIterator<Item = U>`.
 #[inline(always)]
-pub fn flat_map<T, I: IntoIterator, F: FnMut(T) -> I>(value: T, stage: &mut F) -> I::IntoIter {
-    stage(value).into_iter()
+pub fn flat_map<T, M, F: Stage<T, M, Output: IntoIterator>>(
+    value: T,
+    stage: &mut F,
+) -> <F::Output as IntoIterator>::IntoIter {
+    stage.call(value).into_iter()
 }
 
 /// `inspect`: `fn(&T)`.
@@ -52,8 +58,11 @@ pub fn split<T, F: FnMut(&T) -> bool>(value: &T, stage: &mut F) -> bool {
 /// `split_result`: `fn(T) -> Result<U, E>`: `Ok` goes to the first branch, `Err` to the
 /// second.
 #[inline(always)]
-pub fn split_result<T, U, E, F: FnMut(T) -> Result<U, E>>(value: T, stage: &mut F) -> Result<U, E> {
-    stage(value)
+pub fn split_result<T, U, E, M, F: Stage<T, M, Output = Result<U, E>>>(
+    value: T,
+    stage: &mut F,
+) -> Result<U, E> {
+    stage.call(value)
 }
 
 /// `fold`: `fn(S, V) -> S`: a key's running state and its next value give the next state.
@@ -71,8 +80,11 @@ pub fn reduce<V, F: FnMut(V, V) -> V>(acc: V, value: V, stage: &mut F) -> V {
 /// `map_async`: `async fn(T) -> U`. A stage returning `Result<U, E>` sends each `Err` to the
 /// dead-letter output. At most `limit` records are in flight per task (default 16).
 #[inline(always)]
-pub fn map_async<T, Fut: std::future::Future, F: FnMut(T) -> Fut>(value: T, stage: &mut F) -> Fut {
-    stage(value)
+pub fn map_async<T, M, F: Stage<T, M, Output: std::future::Future>>(
+    value: T,
+    stage: &mut F,
+) -> F::Output {
+    stage.call(value)
 }
 
 #[doc(hidden)]
@@ -153,4 +165,47 @@ pub mod output {
             Ok(value)
         }
     }
+}
+
+/// The by-value operators for closures written in the pipeline: the same shapes, as `FnMut`
+/// bounds, so that rustc can infer a closure's argument type from the stream.
+#[doc(hidden)]
+pub mod closure {
+    /// `map` with a closure.
+    #[inline(always)]
+    pub fn map<T, U, F: FnMut(T) -> U>(value: T, stage: &mut F) -> U {
+        stage(value)
+    }
+
+    /// `filter_map` with a closure.
+    #[inline(always)]
+    pub fn filter_map<T, U, F: FnMut(T) -> Option<U>>(value: T, stage: &mut F) -> Option<U> {
+        stage(value)
+    }
+
+    /// `flat_map` with a closure.
+    #[inline(always)]
+    pub fn flat_map<T, I: IntoIterator, F: FnMut(T) -> I>(value: T, stage: &mut F) -> I::IntoIter {
+        stage(value).into_iter()
+    }
+
+    /// `split_result` with a closure.
+    #[inline(always)]
+    pub fn split_result<T, U, E, F: FnMut(T) -> Result<U, E>>(
+        value: T,
+        stage: &mut F,
+    ) -> Result<U, E> {
+        stage(value)
+    }
+
+    /// `map_async` with a closure.
+    #[inline(always)]
+    pub fn map_async<T, Fut: std::future::Future, F: FnMut(T) -> Fut>(
+        value: T,
+        stage: &mut F,
+    ) -> Fut {
+        stage(value)
+    }
+
+    pub use super::{filter, fold, inspect, key_by, reduce, split};
 }

@@ -42,6 +42,53 @@ impl<F> fmt::Debug for Named<F> {
     }
 }
 
+/// A stage taking `In` by value: any `FnMut(In) -> Out` (functions and closures, through a
+/// blanket impl, as axum's `Handler` and bevy's `IntoSystem`), and `#[stage(name = "...")]`
+/// functions. `Marker` (`fn(In) -> Out`) keeps the impls apart; users never name it.
+///
+/// `map`, `filter_map`, `flat_map`, `split_result` and `map_async` take their stage through
+/// this trait; a stage of the wrong shape reads as rustc's "expected function signature
+/// `fn(u32) -> _`, found `fn(u64) -> _`", at the stage.
+///
+/// ```
+/// use dataflow::Stage;
+///
+/// fn double(x: u32) -> u32 {
+///     x * 2
+/// }
+///
+/// fn run<M, S: Stage<u32, M>>(mut stage: S) -> S::Output {
+///     stage.call(21)
+/// }
+///
+/// assert_eq!(run(double), 42);
+/// assert_eq!(run(|x: u32| x + 1), 22);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a stage taking `{In}`",
+    label = "expected a function or closure taking `{In}`"
+)]
+pub trait Stage<In, Marker> {
+    /// What the stage returns.
+    type Output;
+
+    /// Runs the stage on one input.
+    fn call(&mut self, input: In) -> Self::Output;
+}
+
+#[diagnostic::do_not_recommend]
+impl<F, In, Out> Stage<In, fn(In) -> Out> for F
+where
+    F: FnMut(In) -> Out,
+{
+    type Output = Out;
+
+    #[inline(always)]
+    fn call(&mut self, input: In) -> Out {
+        self(input)
+    }
+}
+
 /// Marks types that can be the key of `key_by`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as a key",

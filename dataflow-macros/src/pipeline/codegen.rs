@@ -435,15 +435,18 @@ fn call(graph: &Graph, index: usize, operator: &str, args: TokenStream) -> Token
     let stage = node.stage.as_ref().expect("stage nodes have a stage");
     let span = stage.span();
     let function = format_ident!("{}", operator, span = span);
-    let stage_ref = match stage {
-        syn::Expr::Closure(closure) => quote_spanned!(span=> &mut (#closure)),
+    let args = respan(args, span);
+    match stage {
+        // A closure needs `FnMut` bounds for rustc to infer its argument types.
+        syn::Expr::Closure(closure) => quote_spanned! {span=>
+            ::dataflow::signature::closure::#function(#args, &mut (#closure))
+        },
+        // Functions go through the `Stage` trait.
         _ => {
             let v = var("s", index);
-            quote_spanned!(span=> &mut #v)
+            quote_spanned!(span=> ::dataflow::signature::#function(#args, &mut #v))
         }
-    };
-    let args = respan(args, span);
-    quote_spanned!(span=> ::dataflow::signature::#function(#args, #stage_ref))
+    }
 }
 
 /// Sends an `Err` output of node `index` to the dead letters and passes an `Ok` (or a plain

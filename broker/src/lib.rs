@@ -111,6 +111,7 @@ mod partition;
 mod partitioner;
 mod producer;
 mod record;
+pub mod storage;
 mod sync;
 mod topic;
 mod wait;

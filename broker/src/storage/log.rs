@@ -1,0 +1,494 @@
+//! One partition's records on disk: a directory of segment files, each with an offset index
+//! and a timestamp index; recovery on open; retention by whole segments.
+//!
+//! ```text
+//! <dir>/00000000000000000000.log        frames (see `frame`), offsets from the file's base
+//! <dir>/00000000000000000000.index      (relative offset u32, file position u32) every
+//!                                       `index_interval` bytes
+//! <dir>/00000000000000000000.timeindex  (timestamp u64, relative offset u32), same points
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::storage::frame::{self, FrameError};
+use crate::storage::fs::{AppendFile, Fs};
+use crate::storage::{Durability, StorageConfig, StorageError};
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Append time, nanoseconds since the UNIX epoch.
+    pub timestamp: u64,
+    /// Key bytes, if any.
+    pub key: Option<Vec<u8>>,
+    /// Encoded value.
+    pub value: Vec<u8>,
+}
+
+/// What recovery found and did when a partition was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments read.
+    pub segments: usize,
+    /// Valid records found.
+    pub records: u64,
+    /// A torn tail cut from the active segment: (segment, position, bytes cut, why).
+    pub truncated: Option<(PathBuf, u64, u64, FrameError)>,
+    /// The first corrupt frame of a closed segment: (segment, position, why). The records from
+    /// there on are not served; the files are kept, renamed with `.quarantined`.
+    pub corrupt: Option<(PathBuf, u64, String)>,
+    /// Files renamed to `*.quarantined`.
+    pub quarantined: Vec<PathBuf>,
+    /// Index files written anew (missing or not matching their segment).
+    pub rebuilt_indexes: usize,
+}
+
+struct Segment {
+    base: u64,
+    /// Bytes of valid frames.
+    bytes: u64,
+    /// Newest timestamp in the segment.
+    last_timestamp: u64,
+    /// (relative offset, position) pairs, as in the `.index` file.
+    index: Vec<(u32, u32)>,
+}
+
+/// One partition's segment files.
+pub struct PartitionLog {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    config: StorageConfig,
+    segments: Vec<Segment>,
+    active: Box<dyn AppendFile>,
+    active_index: Box<dyn AppendFile>,
+    active_timeindex: Box<dyn AppendFile>,
+    next_offset: u64,
+    bytes_since_index: u64,
+    unsynced: bool,
+    last_sync: Instant,
+    scratch: Vec<u8>,
+    /// A failed write lost buffered frames: appends are refused until reopened.
+    failed: bool,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("next_offset", &self.next_offset)
+            .finish_non_exhaustive()
+    }
+}
+
+fn file(dir: &Path, base: u64, extension: &str) -> PathBuf {
+    dir.join(format!("{base:020}.{extension}"))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the partition in `dir`, recovering what is there: every valid
+    /// record, in offset order, and a report of what was cut or quarantined.
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        config: StorageConfig,
+    ) -> Result<(Self, Vec<StoredRecord>, RecoveryReport), StorageError> {
+        fs.create_dir_all(dir).map_err(io(dir))?;
+        let mut bases: Vec<u64> = fs
+            .list(dir)
+            .map_err(io(dir))?
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .filter_map(|p| p.file_stem()?.to_str()?.parse().ok())
+            .collect();
+        bases.sort_unstable();
+        let mut report = RecoveryReport::default();
+        let mut records = Vec::new();
+        let mut segments = Vec::new();
+        let max_body = frame::max_body(config.max_record_bytes);
+        let mut expected = bases.first().copied().unwrap_or(0);
+        for (i, &base) in bases.iter().enumerate() {
+            let path = file(dir, base, "log");
+            let data = fs.read(&path).map_err(io(&path))?;
+            report.segments += 1;
+            let last = i + 1 == bases.len();
+            let mut segment = Segment {
+                base,
+                bytes: 0,
+                last_timestamp: 0,
+                index: Vec::new(),
+            };
+            let mut position = 0usize;
+            let mut since_index = u64::MAX;
+            let mut failure = None;
+            if base != expected {
+                failure = Some(format!(
+                    "segment starts at offset {base}, expected {expected}"
+                ));
+            }
+            while failure.is_none() && position < data.len() {
+                match frame::decode(&data[position..], max_body) {
+                    Ok((record, size)) if record.offset == expected => {
+                        if since_index >= config.index_interval_bytes {
+                            segment
+                                .index
+                                .push(((expected - base) as u32, position as u32));
+                            since_index = 0;
+                        }
+                        since_index += size as u64;
+                        segment.last_timestamp = record.timestamp;
+                        records.push(StoredRecord {
+                            offset: record.offset,
+                            timestamp: record.timestamp,
+                            key: record.key.map(<[u8]>::to_vec),
+                            value: record.value.to_vec(),
+                        });
+                        expected += 1;
+                        position += size;
+                    }
+                    Ok((record, _)) => {
+                        failure = Some(format!(
+                            "offset {} where {expected} was expected",
+                            record.offset
+                        ));
+                    }
+                    Err(err) if last => {
+                        let cut = (data.len() - position) as u64;
+                        fs.truncate(&path, position as u64).map_err(io(&path))?;
+                        report.truncated = Some((path.clone(), position as u64, cut, err));
+                        break;
+                    }
+                    Err(err) => failure = Some(err.to_string()),
+                }
+            }
+            segment.bytes = position as u64;
+            if let Some(reason) = failure {
+                // A closed segment is corrupt: keep its files for inspection, serve nothing
+                // from here on.
+                report.corrupt = Some((path.clone(), position as u64, reason));
+                for &later in &bases[i..] {
+                    for ext in ["log", "index", "timeindex"] {
+                        let from = file(dir, later, ext);
+                        let to = from.with_extension(format!("{ext}.quarantined"));
+                        if fs.rename(&from, &to).is_ok() {
+                            report.quarantined.push(to);
+                        }
+                    }
+                }
+                if position > 0 {
+                    // The valid prefix stays a segment.
+                    let mut prefix = fs.open_append(&path).map_err(io(&path))?;
+                    prefix.append(&data[..position]).map_err(io(&path))?;
+                    prefix.sync().map_err(io(&path))?;
+                    segments.push(segment);
+                }
+                break;
+            }
+            segments.push(segment);
+        }
+        report.records = records.len() as u64;
+        for segment in &segments {
+            if Self::write_indexes(&*fs, dir, segment, &records)? {
+                report.rebuilt_indexes += 1;
+            }
+        }
+        if segments.is_empty() {
+            segments.push(Segment {
+                base: expected,
+                bytes: 0,
+                last_timestamp: 0,
+                index: Vec::new(),
+            });
+        }
+        let active_base = segments.last().expect("non-empty").base;
+        let open = |ext| {
+            let path = file(dir, active_base, ext);
+            fs.open_append(&path).map_err(io(&path))
+        };
+        let (active, active_index, active_timeindex) =
+            (open("log")?, open("index")?, open("timeindex")?);
+        let bytes_since_index = segments
+            .last()
+            .and_then(|s| s.index.last().map(|&(_, pos)| s.bytes - u64::from(pos)))
+            .unwrap_or(u64::MAX);
+        let log = Self {
+            fs,
+            dir: dir.to_owned(),
+            config,
+            segments,
+            active,
+            active_index,
+            active_timeindex,
+            next_offset: expected,
+            bytes_since_index,
+            unsynced: false,
+            last_sync: Instant::now(),
+            scratch: Vec::new(),
+            failed: false,
+        };
+        Ok((log, records, report))
+    }
+
+    /// Writes a segment's index files if missing or not matching; returns whether it did.
+    fn write_indexes(
+        fs: &dyn Fs,
+        dir: &Path,
+        segment: &Segment,
+        records: &[StoredRecord],
+    ) -> Result<bool, StorageError> {
+        let mut offsets = Vec::with_capacity(segment.index.len() * 8);
+        let mut times = Vec::with_capacity(segment.index.len() * 12);
+        for &(relative, position) in &segment.index {
+            offsets.extend_from_slice(&relative.to_le_bytes());
+            offsets.extend_from_slice(&position.to_le_bytes());
+            let timestamp = records
+                .binary_search_by_key(&(segment.base + u64::from(relative)), |r| r.offset)
+                .map_or(0, |i| records[i].timestamp);
+            times.extend_from_slice(&timestamp.to_le_bytes());
+            times.extend_from_slice(&relative.to_le_bytes());
+        }
+        let mut rebuilt = false;
+        for (ext, expected) in [("index", offsets), ("timeindex", times)] {
+            let path = file(dir, segment.base, ext);
+            if fs.read(&path).ok().as_deref() != Some(expected.as_slice()) {
+                let temporary = path.with_extension(format!("{ext}.tmp"));
+                let _ = fs.remove(&temporary);
+                let mut out = fs.open_append(&temporary).map_err(io(&temporary))?;
+                out.append(&expected).map_err(io(&temporary))?;
+                out.sync().map_err(io(&temporary))?;
+                fs.rename(&temporary, &path).map_err(io(&path))?;
+                rebuilt = true;
+            }
+        }
+        Ok(rebuilt)
+    }
+
+    /// The next offset to be written.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// The oldest offset on disk.
+    pub fn start_offset(&self) -> u64 {
+        self.segments.first().map_or(self.next_offset, |s| s.base)
+    }
+
+    /// Appends a record (key and encoded value) and returns its offset. It is durable when
+    /// this returns with [`Durability::Always`]; with `Interval(d)`, once `d` has passed since
+    /// the last sync (checked on each append and by [`sync`](Self::sync)); with `Never`, when
+    /// the operating system writes it back. On error nothing of the record is kept: the
+    /// partition is as it was.
+    pub fn append(
+        &mut self,
+        timestamp: u64,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<u64, StorageError> {
+        let size = key.map_or(0, <[u8]>::len) + value.len();
+        if size > self.config.max_record_bytes {
+            return Err(StorageError::RecordTooLarge {
+                size,
+                limit: self.config.max_record_bytes,
+            });
+        }
+        let offset = self.next_offset;
+        self.scratch.clear();
+        frame::encode(&mut self.scratch, offset, timestamp, key, value);
+        let frame_len = self.scratch.len() as u64;
+        let segment = self.segments.last().expect("an active segment");
+        if segment.bytes > 0 && segment.bytes + frame_len > self.config.segment_bytes {
+            self.roll()?;
+        }
+        let path = file(&self.dir, self.segments.last().expect("active").base, "log");
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        if let Err(source) = self.active.append(&self.scratch) {
+            self.recover_from_failed_write()?;
+            return Err(StorageError::Io { path, source });
+        }
+        let segment = self.segments.last_mut().expect("active");
+        if self.bytes_since_index >= self.config.index_interval_bytes {
+            let relative = (offset - segment.base) as u32;
+            let position = segment.bytes as u32;
+            segment.index.push((relative, position));
+            let mut entry = [0u8; 8];
+            entry[..4].copy_from_slice(&relative.to_le_bytes());
+            entry[4..].copy_from_slice(&position.to_le_bytes());
+            let mut time = [0u8; 12];
+            time[..8].copy_from_slice(&timestamp.to_le_bytes());
+            time[8..].copy_from_slice(&relative.to_le_bytes());
+            // Indexes are rebuilt on recovery, so a failure here loses nothing.
+            let _ = self.active_index.append(&entry);
+            let _ = self.active_timeindex.append(&time);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += frame_len;
+        segment.bytes += frame_len;
+        segment.last_timestamp = timestamp;
+        self.next_offset += 1;
+        self.unsynced = true;
+        match self.config.durability {
+            Durability::Always => self.sync()?,
+            Durability::Interval(every) if self.last_sync.elapsed() >= every => self.sync()?,
+            _ => {}
+        }
+        Ok(offset)
+    }
+
+    /// After a failed write: drops the writer (whose buffer may hold part of the frame, and,
+    /// unless every append is synced, earlier frames), and cuts the file back to its last
+    /// whole frame, so that nothing partial is ever visible. If earlier frames did not reach
+    /// the file, the partition refuses appends until it is reopened (recovery then serves what
+    /// is on disk): that loss is the unsynced window the durability level allows.
+    fn recover_from_failed_write(&mut self) -> Result<(), StorageError> {
+        let segment = self.segments.last().expect("active");
+        let path = file(&self.dir, segment.base, "log");
+        let fresh = self.fs.open_append(&path).map_err(io(&path))?;
+        drop(std::mem::replace(&mut self.active, fresh));
+        let on_disk = self.fs.len(&path).map_err(io(&path))?;
+        if on_disk < segment.bytes {
+            self.failed = true;
+            return Ok(());
+        }
+        self.fs.truncate(&path, segment.bytes).map_err(io(&path))
+    }
+
+    /// Makes every record appended so far durable.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        let base = self.segments.last().expect("active").base;
+        let path = file(&self.dir, base, "log");
+        if let Err(source) = self.active.sync() {
+            self.recover_from_failed_write()?;
+            return Err(StorageError::Io { path, source });
+        }
+        let _ = self.active_index.sync();
+        let _ = self.active_timeindex.sync();
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Closes the active segment (synced) and starts a new one at the next offset.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        self.unsynced = true;
+        self.sync()?;
+        let base = self.next_offset;
+        let open = |ext| {
+            let path = file(&self.dir, base, ext);
+            self.fs.open_append(&path).map_err(io(&path))
+        };
+        let (log, index, timeindex) = (open("log")?, open("index")?, open("timeindex")?);
+        self.active = log;
+        self.active_index = index;
+        self.active_timeindex = timeindex;
+        self.segments.push(Segment {
+            base,
+            bytes: 0,
+            last_timestamp: 0,
+            index: Vec::new(),
+        });
+        self.bytes_since_index = u64::MAX;
+        Ok(())
+    }
+
+    /// Deletes whole closed segments while the partition holds more than `max_bytes`, or while
+    /// the oldest segment's newest record is older than `max_age` before `now_nanos`. Returns
+    /// the new start offset.
+    pub fn retain(
+        &mut self,
+        max_bytes: Option<u64>,
+        max_age: Option<Duration>,
+        now_nanos: u64,
+    ) -> Result<u64, StorageError> {
+        let mut total: u64 = self.segments.iter().map(|s| s.bytes).sum();
+        while self.segments.len() > 1 {
+            let oldest = &self.segments[0];
+            let by_bytes = max_bytes.is_some_and(|max| total > max);
+            let by_age = max_age.is_some_and(|age| {
+                oldest.last_timestamp < now_nanos.saturating_sub(age.as_nanos() as u64)
+            });
+            if !(by_bytes || by_age) {
+                break;
+            }
+            for ext in ["log", "index", "timeindex"] {
+                let path = file(&self.dir, oldest.base, ext);
+                let _ = self.fs.remove(&path);
+            }
+            total -= oldest.bytes;
+            self.segments.remove(0);
+        }
+        Ok(self.start_offset())
+    }
+
+    /// Where the record at `offset` starts: its segment's base and a position at or before it
+    /// (from the offset index), to scan from.
+    pub fn locate(&self, offset: u64) -> Option<(u64, u32)> {
+        let segment = self.segments.iter().rev().find(|s| s.base <= offset)?;
+        let relative = (offset - segment.base) as u32;
+        let entry = segment.index.partition_point(|&(r, _)| r <= relative);
+        let position = entry.checked_sub(1).map_or(0, |i| segment.index[i].1);
+        Some((segment.base, position))
+    }
+
+    /// Reads up to `max` records from disk starting at `offset`, using the offset index to
+    /// skip to the right place. Only synced or flushed bytes are visible.
+    pub fn read_from(
+        &mut self,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        let _ = self.sync();
+        let Some((base, position)) = self.locate(offset) else {
+            return Ok(Vec::new());
+        };
+        let max_body = frame::max_body(self.config.max_record_bytes);
+        let mut out = Vec::new();
+        let mut segment_base = base;
+        let mut position = position as usize;
+        while out.len() < max {
+            let path = file(&self.dir, segment_base, "log");
+            let data = self.fs.read(&path).map_err(io(&path))?;
+            while out.len() < max && position < data.len() {
+                let (record, size) = frame::decode(&data[position..], max_body).map_err(|e| {
+                    StorageError::Corrupt {
+                        path: path.clone(),
+                        position: position as u64,
+                        reason: e.to_string(),
+                    }
+                })?;
+                if record.offset >= offset {
+                    out.push(StoredRecord {
+                        offset: record.offset,
+                        timestamp: record.timestamp,
+                        key: record.key.map(<[u8]>::to_vec),
+                        value: record.value.to_vec(),
+                    });
+                }
+                position += size;
+            }
+            match self.segments.iter().find(|s| s.base > segment_base) {
+                Some(next) if out.len() < max => {
+                    segment_base = next.base;
+                    position = 0;
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}

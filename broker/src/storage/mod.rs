@@ -1,0 +1,103 @@
+//! File-backed storage of partitions: segment files with CRC-framed records, offset and
+//! timestamp indexes, explicit durability, and recovery that cuts torn tails and quarantines
+//! corruption.
+//!
+//! # What an acknowledgement means
+//!
+//! An append returns once its record is written to the partition's active segment:
+//!
+//! * [`Durability::Always`]: written and fsynced. A power loss right after the return keeps
+//!   it.
+//! * [`Durability::Interval`]: written to the process's buffer, fsynced at the latest `d` after
+//!   the previous sync (checked on every append and on an explicit sync). A power loss can lose
+//!   the records of the last interval, never an older one, and never corrupts, reorders or
+//!   duplicates what is kept.
+//! * [`Durability::Never`]: left to the operating system; a killed process keeps what it
+//!   wrote (the page cache survives it), a power loss can lose anything not yet written back.
+//!
+//! Whatever the level, recovery never serves a partial or corrupt record: frames are checked
+//! (length before allocation, then CRC) and a torn tail is cut.
+
+pub mod codec;
+mod frame;
+pub mod fs;
+mod log;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use frame::FrameError;
+pub use log::{PartitionLog, RecoveryReport, StoredRecord};
+
+/// When appended records are fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Never explicitly: the operating system writes back when it likes.
+    Never,
+    /// At most this long after the previous sync.
+    Interval(Duration),
+    /// On every append, before it returns.
+    #[default]
+    Always,
+}
+
+/// How a partition is stored on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// A segment is closed and a new one started past this size (default 64 MiB).
+    pub segment_bytes: u64,
+    /// An index entry every this many bytes of frames (default 4 KiB).
+    pub index_interval_bytes: u64,
+    /// The largest key plus value a record may have (default 1 MiB); checked before any
+    /// allocation when reading.
+    pub max_record_bytes: usize,
+    /// When records are fsynced.
+    pub durability: Durability,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+            index_interval_bytes: 4096,
+            max_record_bytes: 1 << 20,
+            durability: Durability::Always,
+        }
+    }
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An I/O error on a file.
+    #[error("i/o error on {path:?}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The record is larger than the limit.
+    #[error("record of {size} bytes is over the limit of {limit} bytes")]
+    RecordTooLarge {
+        /// Its key and value bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A frame read back from disk is invalid.
+    #[error("corrupt record in {path:?} at byte {position}: {reason}")]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Where.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier write failed after buffered records were acknowledged; reopen the partition
+    /// to recover what is on disk.
+    #[error("an earlier write failed: reopen the partition to recover")]
+    Failed,
+}

@@ -286,3 +286,56 @@ fn the_real_file_system_round_trips() {
     assert_prefix(&records, 50);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// R17: hostile topic and group names never make a path outside the data directory.
+#[test]
+fn r17_hostile_names_never_leave_the_data_directory() {
+    use broker::storage::{group_file, partition_dir};
+    let root = Path::new("/var/lib/broker");
+    let long = "a".repeat(250);
+    let hostile = [
+        "",
+        ".",
+        "..",
+        "../x",
+        "x/../../etc",
+        "/",
+        "/etc/passwd",
+        "a\0b",
+        "caf\u{e9}",
+        "a\\b",
+        &long,
+    ];
+    for name in hostile {
+        assert!(
+            partition_dir(root, name, 0).is_err(),
+            "topic {name:?} accepted"
+        );
+        assert!(
+            group_file(root, "t", name).is_err(),
+            "group {name:?} accepted"
+        );
+        assert!(
+            group_file(root, name, "g").is_err(),
+            "topic {name:?} accepted"
+        );
+    }
+    for name in [
+        "orders",
+        "orders.v2",
+        "__internal-x",
+        "a..b",
+        "-_-",
+        &"b".repeat(249),
+    ] {
+        let dir = partition_dir(root, name, 3).unwrap();
+        assert!(dir.starts_with(root));
+        assert_eq!(
+            dir.components().count(),
+            root.components().count() + 2,
+            "{dir:?}"
+        );
+        let file = group_file(root, name, name).unwrap();
+        assert!(file.starts_with(root.join(name)));
+    }
+}

@@ -23,11 +23,31 @@ mod frame;
 pub mod fs;
 mod log;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::error::NameError;
 
 pub use frame::FrameError;
 pub use log::{PartitionLog, RecoveryReport, StoredRecord};
+
+/// The directory of partition `partition` of topic `topic` under `root`. The topic name is
+/// validated first (Kafka's rules), so no name can reach outside `root`: not `..`, not a
+/// separator, not a NUL, not an absolute path.
+pub fn partition_dir(root: &Path, topic: &str, partition: u32) -> Result<PathBuf, NameError> {
+    crate::name::validate(topic)?;
+    Ok(root.join(topic).join(partition.to_string()))
+}
+
+/// The file holding the committed offsets of consumer group `group` of topic `topic`.
+pub fn group_file(root: &Path, topic: &str, group: &str) -> Result<PathBuf, NameError> {
+    crate::name::validate(topic)?;
+    crate::name::validate(group)?;
+    Ok(root
+        .join(topic)
+        .join("groups")
+        .join(format!("{group}.offsets")))
+}
 
 /// When appended records are fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

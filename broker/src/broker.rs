@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use crate::config::TopicConfig;
 use crate::error::TopicError;
 use crate::name;
+use crate::storage::Storage;
 use crate::sync::Arc;
 use crate::topic::{Topic, TopicShared};
 
@@ -81,6 +82,46 @@ impl Broker {
             source,
         })?;
         self.create_or_open(name, Some(config))
+    }
+
+    /// Creates or opens a file-backed topic: its records and its groups' committed offsets are
+    /// kept in `storage` and survive a restart (reopen it with the same name, type and
+    /// partition count). Values go through serde + bincode; see
+    /// [`storage`](crate::storage) for what an acknowledgement means at each durability level,
+    /// and [`Topic::recovery`] for what recovery found.
+    ///
+    /// Every record kept on disk is also kept in memory, where readers read it: bound a
+    /// replayed topic with byte or age retention.
+    pub fn durable_topic<T>(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        storage: &Storage,
+    ) -> Result<Topic<T>, TopicError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        name::validate_user_topic(name).map_err(|source| TopicError::InvalidName {
+            name: name.to_owned(),
+            source,
+        })?;
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if registry.closed {
+            return Err(TopicError::BrokerClosed);
+        }
+        if registry.topics.contains_key(name) {
+            drop(registry);
+            return self.create_or_open(name, Some(config));
+        }
+        config.check().map_err(|reason| TopicError::InvalidConfig {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let shared = Arc::new(TopicShared::<T>::open_durable(name, config, storage)?);
+        registry
+            .topics
+            .insert(name.to_owned(), Box::new(Arc::clone(&shared)));
+        Ok(Topic { shared })
     }
 
     /// Creates or opens an internal topic: its name must start with `__`.

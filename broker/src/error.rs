@@ -74,6 +74,14 @@ pub enum TopicError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A file-backed topic's files could not be opened or recovered.
+    #[error("storage of topic `{name}`: {message}")]
+    Storage {
+        /// Topic name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
     /// No topic has this name.
     #[error("no topic named `{name}`")]
     NotFound {
@@ -102,13 +110,33 @@ pub enum SendError<T> {
         /// The value that was not sent.
         value: T,
     },
+    /// A file-backed topic could not encode or write the record; nothing was kept.
+    #[error("the record was not stored: {message}")]
+    Storage {
+        /// What failed.
+        message: String,
+        /// The value that was not sent.
+        value: T,
+    },
+    /// A file-backed topic with `Durability::Always` appended the record (readers see it)
+    /// but could not fsync it: it may not survive a power loss. The value is in the log.
+    #[error("record {position:?} was appended but not made durable: {message}")]
+    NotDurable {
+        /// Where it was appended.
+        position: crate::record::Position,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl<T> SendError<T> {
-    /// Takes the value that was not sent.
-    pub fn into_inner(self) -> T {
+    /// Takes the value that was not sent (`None` for `NotDurable`: it was appended).
+    pub fn into_inner(self) -> Option<T> {
         match self {
-            Self::Closed(value) | Self::NoSuchPartition { value, .. } => value,
+            Self::Closed(value)
+            | Self::NoSuchPartition { value, .. }
+            | Self::Storage { value, .. } => Some(value),
+            Self::NotDurable { .. } => None,
         }
     }
 }
@@ -126,6 +154,15 @@ impl<T> fmt::Debug for SendError<T> {
                 .field("partition", partition)
                 .field("partitions", partitions)
                 .finish_non_exhaustive(),
+            Self::Storage { message, .. } => f
+                .debug_struct("Storage")
+                .field("message", message)
+                .finish_non_exhaustive(),
+            Self::NotDurable { position, message } => f
+                .debug_struct("NotDurable")
+                .field("position", position)
+                .field("message", message)
+                .finish(),
         }
     }
 }
@@ -144,10 +181,10 @@ pub enum TrySendError<T> {
 }
 
 impl<T> TrySendError<T> {
-    /// Takes the value that was not sent.
-    pub fn into_inner(self) -> T {
+    /// Takes the value that was not sent (`None` if it was appended but not made durable).
+    pub fn into_inner(self) -> Option<T> {
         match self {
-            Self::Full(value) => value,
+            Self::Full(value) => Some(value),
             Self::Send(err) => err.into_inner(),
         }
     }
@@ -283,6 +320,12 @@ pub enum CommitError {
         /// The group's current generation.
         generation: u64,
     },
+    /// A file-backed topic could not store the commit; the committed offset did not move.
+    #[error("the commit was not stored: {message}")]
+    Storage {
+        /// What failed.
+        message: String,
+    },
     /// The offset is past the end of the partition.
     #[error("offset {offset} is past the end of partition {partition} ({end})")]
     OffsetOutOfRange {
@@ -306,6 +349,12 @@ pub enum GroupError {
         name: String,
         /// Why it was refused.
         source: NameError,
+    },
+    /// A file-backed topic could not read the group's committed offsets.
+    #[error("committed offsets of the group: {message}")]
+    Storage {
+        /// What failed.
+        message: String,
     },
     /// A new group's start position does not exist in some partition.
     #[error("invalid start position for group: {0}")]

@@ -30,6 +30,9 @@ struct GroupInner {
     owners: Vec<Option<u64>>,
 }
 
+/// Stores a group's committed offsets durably (file-backed topics).
+pub(crate) type PersistCommits = Box<dyn Fn(&[u64]) -> Result<(), String> + Send + Sync>;
+
 pub(crate) struct GroupShared {
     pub(crate) name: String,
     inner: Mutex<GroupInner>,
@@ -40,13 +43,18 @@ pub(crate) struct GroupShared {
     committed: Box<[SharedPosition]>,
     /// Wakes parked members when the assignment changes.
     rebalance: Notifier,
+    /// File-backed topics: stores every commit durably before it is acknowledged.
+    pub(crate) persist: Option<PersistCommits>,
 }
 
 impl GroupShared {
+    /// A new group whose committed offsets start at `start` in every partition, or, when
+    /// given, at the offsets a file-backed topic stored for it (clamped to what is kept).
     pub(crate) fn new<T>(
         name: &str,
         topic: &TopicShared<T>,
         start: Start,
+        stored: Option<Vec<u64>>,
     ) -> Result<Self, SeekError> {
         let tracked_id = next_id();
         let committed = topic
@@ -59,7 +67,16 @@ impl GroupShared {
                     position: &position,
                     register: true,
                 });
-                let (offset, _) = part.position(|p, blocks| resolve(p, blocks, start), tracking)?;
+                let stored = stored
+                    .as_ref()
+                    .and_then(|s| s.get(part.index as usize).copied());
+                let (offset, _) = part.position(
+                    |p, blocks| match stored {
+                        Some(offset) => Ok(offset.clamp(p.start(), p.end())),
+                        None => resolve(p, blocks, start),
+                    },
+                    tracking,
+                )?;
                 // Release: pairs with the Acquire in `GroupMember::sync`.
                 position.store(offset, Ordering::Release);
                 Ok(position)
@@ -75,6 +92,7 @@ impl GroupShared {
             generation: AtomicU64::new(0),
             committed,
             rebalance: Notifier::new(),
+            persist: None,
         })
     }
 
@@ -226,6 +244,17 @@ impl<T> Group<T> {
                     offset,
                     end,
                 });
+            }
+            if let Some(persist) = &self.shared.persist {
+                let mut offsets: Vec<u64> = self
+                    .shared
+                    .committed
+                    .iter()
+                    // Acquire: pairs with the Release below (earlier commits).
+                    .map(|c| c.load(Ordering::Acquire))
+                    .collect();
+                offsets[partition as usize] = offset;
+                persist(&offsets).map_err(|message| CommitError::Storage { message })?;
             }
             // Release: pairs with the Acquire of the next owner (`sync`), of `committed`, and
             // of producers' `refresh_limit` on `Overflow::Block` topics. Under the lock so

@@ -90,6 +90,15 @@
 //! Memory is allocated and freed in blocks of records; a removed block is freed as soon as no
 //! reader is reading it.
 //!
+//! # File-backed topics
+//!
+//! [`Broker::durable_topic`] keeps a topic's records (serde + bincode) and its groups' committed
+//! offsets in a directory ([`storage::Storage`]): segment files with a CRC per record, offset
+//! and timestamp indexes, retention by whole segments, and an explicit fsync policy
+//! ([`storage::Durability`]: on every append, at an interval, or never). Reopening recovers
+//! the files, cuts a torn tail, quarantines corruption, reports what it did
+//! ([`Topic::recovery`]), and replays the records into memory, where readers read them.
+//!
 //! # Closing
 //!
 //! [`Topic::close`] (or [`Broker::close`]) makes sends fail, giving the value back, and lets
@@ -103,6 +112,7 @@ mod clock;
 mod config;
 mod consumer;
 mod cursor;
+mod durable;
 mod error;
 mod group;
 mod name;

@@ -79,7 +79,7 @@ pub(crate) struct Claim<T> {
 
 /// Why nothing was claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ClaimError {
+pub enum ClaimError {
     Closed,
     /// `Overflow::Block` and `capacity` records not yet released by the slowest tracked reader.
     Full,
@@ -130,6 +130,9 @@ pub(crate) struct Partition<T> {
     /// [`SPARE_BLOCKS`]). Lock order: after `blocks`.
     spare: Mutex<Vec<Box<[Slot<T>]>>>,
     block_size: usize,
+    /// The offset of the first slot of the first block: block `k` starts at
+    /// `origin + k * block_size`.
+    origin: u64,
     /// `log2(block_size) + 1`: the lap's position in `tail`, leaving room for
     /// `index == block_size`.
     shift: u32,
@@ -141,6 +144,8 @@ pub(crate) struct Partition<T> {
     /// `Overflow::Block` only: the next offset each tracked reader or group will read. Lock
     /// order: `blocks` before `tracked`.
     tracked: Mutex<Vec<(u64, SharedPosition)>>,
+    /// File-backed partitions: every append goes through the journal first.
+    pub(crate) journal: Option<std::sync::Arc<crate::durable::Journal<T>>>,
 }
 
 // SAFETY: the raw `tail_block` pointer points into a block owned by `blocks` (an
@@ -151,16 +156,23 @@ unsafe impl<T: Send + Sync> Sync for Partition<T> {}
 
 impl<T> Partition<T> {
     pub(crate) fn new(index: u32, config: &TopicConfig) -> Self {
+        Self::starting_at(index, config, 0)
+    }
+
+    /// A partition whose first offset is `origin` (a file-backed partition whose older
+    /// segments were deleted by retention).
+    pub(crate) fn starting_at(index: u32, config: &TopicConfig, origin: u64) -> Self {
         let block_size = config.effective_block_size();
-        let first = Arc::new(Block::new(0, block_size));
+        let first = Arc::new(Block::new(origin, block_size));
         let first_ptr = ptr::from_ref::<Block<T>>(&first).cast_mut();
         let policy = Policy::from_config(config);
         Self {
             index,
             tail: CachePadded::new(AtomicU64::new(0)),
             tail_block: CachePadded::new(AtomicPtr::new(first_ptr)),
-            start: CachePadded::new(AtomicU64::new(0)),
+            start: CachePadded::new(AtomicU64::new(origin)),
             limit: AtomicU64::new(u64::MAX),
+            origin,
             blocks: Mutex::new(VecDeque::from([first])),
             spare: Mutex::new(Vec::new()),
             block_size,
@@ -169,6 +181,7 @@ impl<T> Partition<T> {
             data: Notifier::new(),
             space: Notifier::new(),
             tracked: Mutex::new(Vec::new()),
+            journal: None,
         }
     }
 
@@ -176,7 +189,7 @@ impl<T> Partition<T> {
         let tail = tail & !CLOSED;
         let lap = tail >> self.shift;
         let index = tail & ((1 << self.shift) - 1);
-        lap * self.block_size as u64 + index
+        self.origin + lap * self.block_size as u64 + index
     }
 
     /// The next offset to be written (claimed slots included).
@@ -255,6 +268,21 @@ impl<T> Partition<T> {
             }
             spin.snooze();
         }
+    }
+
+    /// Appends a record recovered from a file-backed partition, with its stored timestamp.
+    pub(crate) fn restore(&mut self, timestamp: u64, key: Option<Box<[u8]>>, value: T) {
+        let claim = self
+            .claim(1)
+            .expect("a partition being opened is neither closed nor full");
+        self.publish(
+            claim,
+            std::iter::once(Entry {
+                timestamp,
+                key,
+                value,
+            }),
+        );
     }
 
     /// Writes the claimed slots, in order, from `entries` (which yields exactly

@@ -5,6 +5,7 @@ use std::task::Poll;
 
 use crate::block::Entry;
 use crate::clock::now_nanos;
+use crate::durable::JournalFailure;
 use crate::error::{SendError, TrySendError};
 use crate::notify::Wake;
 use crate::partition::{ClaimError, Partition};
@@ -89,22 +90,73 @@ fn append_some<T>(
     }
 }
 
-/// Appends one entry now, or gives it back with the reason.
-fn try_append<T>(
-    part: &Partition<T>,
-    mut entry: Entry<T>,
-) -> Result<Position, (ClaimError, Entry<T>)> {
+/// A batch's error: the failed value and the ones not tried yet.
+fn rest_of_batch<T>(err: SendError<T>, rest: impl Iterator<Item = T>) -> SendError<Vec<T>> {
+    let gather = |first: Option<T>| first.into_iter().chain(rest).collect::<Vec<T>>();
+    match err {
+        SendError::Closed(value) => SendError::Closed(gather(Some(value))),
+        SendError::NoSuchPartition {
+            partition,
+            partitions,
+            value,
+        } => SendError::NoSuchPartition {
+            partition,
+            partitions,
+            value: gather(Some(value)),
+        },
+        SendError::Storage { message, value } => SendError::Storage {
+            message,
+            value: gather(Some(value)),
+        },
+        SendError::NotDurable { position, message } => {
+            drop(gather(None));
+            SendError::NotDurable { position, message }
+        }
+    }
+}
+
+/// What one attempt to append gave.
+enum Attempt<T> {
+    Done(Position),
+    /// `Overflow::Block` and full: wait for room, then try again.
+    Full(Entry<T>),
+    Failed(SendError<T>),
+}
+
+/// Appends one entry now (through the journal of a file-backed partition).
+fn attempt<T>(part: &Partition<T>, mut entry: Entry<T>) -> Attempt<T> {
+    let position = |offset| Position {
+        partition: part.index,
+        offset,
+    };
+    if let Some(journal) = &part.journal {
+        return match journal.append(part, entry) {
+            Ok(offset) => Attempt::Done(position(offset)),
+            Err(JournalFailure::Refused(ClaimError::Full, e)) => Attempt::Full(e),
+            Err(JournalFailure::Refused(ClaimError::Closed, e)) => {
+                Attempt::Failed(SendError::Closed(e.value))
+            }
+            Err(JournalFailure::Storage(message, e)) => Attempt::Failed(SendError::Storage {
+                message,
+                value: e.value,
+            }),
+            Err(JournalFailure::NotDurable(offset, message)) => {
+                Attempt::Failed(SendError::NotDurable {
+                    position: position(offset),
+                    message,
+                })
+            }
+        };
+    }
     match part.claim(1) {
         Ok(claim) => {
             let offset = claim.offset;
             entry.timestamp = now_nanos();
             part.publish(claim, std::iter::once(entry));
-            Ok(Position {
-                partition: part.index,
-                offset,
-            })
+            Attempt::Done(position(offset))
         }
-        Err(err) => Err((err, entry)),
+        Err(ClaimError::Full) => Attempt::Full(entry),
+        Err(ClaimError::Closed) => Attempt::Failed(SendError::Closed(entry.value)),
     }
 }
 
@@ -150,52 +202,47 @@ impl<T> Producer<T> {
         let (part, entry) = self.partition(route, value)?;
         let mut entry = Some(entry);
         let mut waiter = None;
-        poll_fn(|cx| {
-            let pending = entry.take().expect("polled after completion");
-            let pending = match try_append(part, pending) {
-                Ok(pos) => return Poll::Ready(Ok(pos)),
-                Err((ClaimError::Closed, e)) => {
-                    return Poll::Ready(Err(SendError::Closed(e.value)));
-                }
-                Err((ClaimError::Full, e)) => e,
+        let result = poll_fn(|cx| {
+            let pending = match attempt(part, entry.take().expect("polled after completion")) {
+                Attempt::Done(pos) => return Poll::Ready(Ok(pos)),
+                Attempt::Failed(err) => return Poll::Ready(Err(err)),
+                Attempt::Full(e) => e,
             };
             let id = *waiter.get_or_insert_with(next_id);
             part.space
                 .register_fenced(id, &Wake::Task(cx.waker().clone()));
-            match try_append(part, pending) {
-                Ok(pos) => {
-                    part.space.unregister(id);
-                    Poll::Ready(Ok(pos))
-                }
-                Err((ClaimError::Closed, e)) => {
-                    part.space.unregister(id);
-                    Poll::Ready(Err(SendError::Closed(e.value)))
-                }
-                Err((ClaimError::Full, e)) => {
+            match attempt(part, pending) {
+                Attempt::Done(pos) => Poll::Ready(Ok(pos)),
+                Attempt::Failed(err) => Poll::Ready(Err(err)),
+                Attempt::Full(e) => {
                     entry = Some(e);
                     Poll::Pending
                 }
             }
         })
-        .await
+        .await;
+        if let Some(id) = waiter {
+            part.space.unregister(id);
+        }
+        result
     }
 
     fn send_route_blocking(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
         let (part, mut entry) = self.partition(route, value)?;
         let mut waiter = None;
         let result = loop {
-            entry = match try_append(part, entry) {
-                Ok(pos) => break Ok(pos),
-                Err((ClaimError::Closed, e)) => break Err(SendError::Closed(e.value)),
-                Err((ClaimError::Full, e)) => e,
+            entry = match attempt(part, entry) {
+                Attempt::Done(pos) => break Ok(pos),
+                Attempt::Failed(err) => break Err(err),
+                Attempt::Full(e) => e,
             };
             let id = *waiter.get_or_insert_with(next_id);
             part.space
                 .register_fenced(id, &Wake::Thread(thread::current()));
-            entry = match try_append(part, entry) {
-                Ok(pos) => break Ok(pos),
-                Err((ClaimError::Closed, e)) => break Err(SendError::Closed(e.value)),
-                Err((ClaimError::Full, e)) => e,
+            entry = match attempt(part, entry) {
+                Attempt::Done(pos) => break Ok(pos),
+                Attempt::Failed(err) => break Err(err),
+                Attempt::Full(e) => e,
             };
             thread::park();
         };
@@ -207,10 +254,11 @@ impl<T> Producer<T> {
 
     fn try_send_route(&self, route: Route<'_>, value: T) -> Result<Position, TrySendError<T>> {
         let (part, entry) = self.partition(route, value)?;
-        try_append(part, entry).map_err(|(err, e)| match err {
-            ClaimError::Full => TrySendError::Full(e.value),
-            ClaimError::Closed => TrySendError::Send(SendError::Closed(e.value)),
-        })
+        match attempt(part, entry) {
+            Attempt::Done(pos) => Ok(pos),
+            Attempt::Full(e) => Err(TrySendError::Full(e.value)),
+            Attempt::Failed(err) => Err(TrySendError::Send(err)),
+        }
     }
 
     /// Appends `value` to the next partition in round-robin order, waiting for room if the
@@ -260,6 +308,37 @@ impl<T> Producer<T> {
         self.try_send_route(Route::Partition(partition), value)
     }
 
+    /// A batch into a file-backed partition: one journaled append per value.
+    async fn send_each(
+        &self,
+        partition: u32,
+        mut values: impl Iterator<Item = T>,
+    ) -> Result<Option<Position>, SendError<Vec<T>>> {
+        let mut last = None;
+        while let Some(value) = values.next() {
+            match self.send_route(Route::Partition(partition), value).await {
+                Ok(position) => last = Some(position),
+                Err(err) => return Err(rest_of_batch(err, values)),
+            }
+        }
+        Ok(last)
+    }
+
+    fn send_each_blocking(
+        &self,
+        partition: u32,
+        mut values: impl Iterator<Item = T>,
+    ) -> Result<Option<Position>, SendError<Vec<T>>> {
+        let mut last = None;
+        while let Some(value) = values.next() {
+            match self.send_route_blocking(Route::Partition(partition), value) {
+                Ok(position) => last = Some(position),
+                Err(err) => return Err(rest_of_batch(err, values)),
+            }
+        }
+        Ok(last)
+    }
+
     /// Appends every value of `values` to `partition`, in order, claiming many slots at once
     /// and waking readers once per claim (the Disruptor's batching). Waits while the partition
     /// is full. Returns the position of the last record appended (`None` for an empty batch);
@@ -285,6 +364,9 @@ impl<T> Producer<T> {
                 value: values.collect(),
             });
         };
+        if part.journal.is_some() {
+            return self.send_each(partition, values).await;
+        }
         let mut last = None;
         let mut waiter = None;
         let result = poll_fn(|cx| {
@@ -334,6 +416,9 @@ impl<T> Producer<T> {
                 value: values.collect(),
             });
         };
+        if part.journal.is_some() {
+            return self.send_each_blocking(partition, values);
+        }
         let mut last = None;
         let mut waiter = None;
         let result = loop {

@@ -119,6 +119,10 @@ struct SimState {
     dirs: Vec<PathBuf>,
     /// Disk full after this many more bytes (`None`: unlimited).
     space: Option<usize>,
+    /// Successful syncs of `.log` files so far.
+    syncs: u64,
+    /// How long a sync takes (a real disk's fsync is not free).
+    sync_delay: std::time::Duration,
 }
 
 /// An in-memory file system that remembers what was synced, so that a test can simulate a
@@ -162,6 +166,16 @@ impl SimFs {
         }
     }
 
+    /// How many syncs of segment (`.log`) files succeeded so far.
+    pub fn syncs(&self) -> u64 {
+        self.lock().syncs
+    }
+
+    /// Makes every sync take `delay`, as a disk would.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.lock().sync_delay = delay;
+    }
+
     /// The paths of every file, sorted.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.lock().files.keys().cloned().collect()
@@ -199,7 +213,14 @@ impl AppendFile for SimAppend {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        let delay = self.fs.lock().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mut state = self.fs.lock();
+        if self.path.extension().is_some_and(|e| e == "log") {
+            state.syncs += 1;
+        }
         let file = state
             .files
             .get_mut(&self.path)

@@ -49,6 +49,53 @@ pub fn group_file(root: &Path, topic: &str, group: &str) -> Result<PathBuf, Name
         .join(format!("{group}.offsets")))
 }
 
+/// Where and how a file-backed topic keeps its files: `root/<topic>/<partition>/` segments and
+/// `root/<topic>/groups/<group>.offsets` committed offsets.
+#[derive(Clone)]
+pub struct Storage {
+    pub(crate) root: PathBuf,
+    pub(crate) config: StorageConfig,
+    pub(crate) fs: std::sync::Arc<dyn fs::Fs>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("root", &self.root)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Files under `root`, with the default [`StorageConfig`] (fsync on every append).
+    pub fn dir(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            config: StorageConfig::default(),
+            fs: std::sync::Arc::new(fs::OsFs),
+        }
+    }
+
+    /// Segment size, index interval, record size limit and durability.
+    pub fn config(mut self, config: StorageConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The durability level (see the module docs for what an acknowledgement means).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.config.durability = durability;
+        self
+    }
+
+    /// Another file system (a simulated one in tests).
+    pub fn file_system(mut self, fs: std::sync::Arc<dyn fs::Fs>) -> Self {
+        self.fs = fs;
+        self
+    }
+}
+
 /// When appended records are fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {

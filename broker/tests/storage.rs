@@ -137,7 +137,7 @@ fn r5_byte_flips_in_closed_segments_are_detected_and_never_served() {
         seed ^= seed << 17;
         seed
     };
-    for round in 0..200 {
+    for round in 0..1_000 {
         let fs = SimFs::new();
         let (mut log, _, _) = open(&fs, Durability::Always);
         for i in 0..80 {

@@ -16,7 +16,10 @@ use broker::{Broker, Start, TopicConfig};
 use hdrhistogram::Histogram;
 
 fn records() -> u64 {
-    std::env::var("DURABLE_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000)
+    std::env::var("DURABLE_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000)
 }
 
 fn fresh_dir(name: &str) -> PathBuf {
@@ -36,7 +39,11 @@ fn append_run(durability: Durability, producers: u64, total: u64) -> Run {
     let dir = fresh_dir(&format!("{durability:?}-{producers}").replace(['(', ')', ' ', '.'], ""));
     let broker = Broker::new();
     let topic = broker
-        .durable_topic::<[u64; 4]>("bench", TopicConfig::new(), &Storage::dir(&dir).durability(durability))
+        .durable_topic::<[u64; 4]>(
+            "bench",
+            TopicConfig::new(),
+            &Storage::dir(&dir).durability(durability),
+        )
         .unwrap();
     let per = total / producers;
     let started = Instant::now();
@@ -48,7 +55,9 @@ fn append_run(durability: Durability, producers: u64, total: u64) -> Run {
                 for i in 0..per {
                     let t = Instant::now();
                     producer.send_blocking([id, i, 0, 0]).unwrap();
-                    latency.record(t.elapsed().as_nanos().max(1) as u64).unwrap();
+                    latency
+                        .record(t.elapsed().as_nanos().max(1) as u64)
+                        .unwrap();
                 }
                 latency
             })
@@ -76,7 +85,10 @@ fn micros(nanos: u64) -> String {
 
 fn main() {
     let total = records();
-    println!("# File-backed appends: {total} records of 32 bytes per run, files in {:?}\n", std::env::temp_dir());
+    println!(
+        "# File-backed appends: {total} records of 32 bytes per run, files in {:?}\n",
+        std::env::temp_dir()
+    );
     println!("| durability, producers | records/s | p50 µs | p99 µs | p99.9 µs | max µs |");
     println!("|---|---:|---:|---:|---:|---:|");
     let levels = [
@@ -107,7 +119,11 @@ fn main() {
     {
         let broker = Broker::new();
         let topic = broker
-            .durable_topic::<[u64; 4]>("replay", TopicConfig::new(), &Storage::dir(&dir).durability(Durability::Never))
+            .durable_topic::<[u64; 4]>(
+                "replay",
+                TopicConfig::new(),
+                &Storage::dir(&dir).durability(Durability::Never),
+            )
             .unwrap();
         let producer = topic.producer();
         for i in 0..replayed {
@@ -124,16 +140,26 @@ fn main() {
         println!("\n# Replay of {replayed} records\n");
         println!("| from | records/s |");
         println!("|---|---:|");
-        println!("| memory (a reader from offset 0) | {:.0} |", n as f64 / memory.as_secs_f64());
+        println!(
+            "| memory (a reader from offset 0) | {:.0} |",
+            n as f64 / memory.as_secs_f64()
+        );
     }
     let started = Instant::now();
     let broker = Broker::new();
     let topic = broker
-        .durable_topic::<[u64; 4]>("replay", TopicConfig::new(), &Storage::dir(&dir).durability(Durability::Never))
+        .durable_topic::<[u64; 4]>(
+            "replay",
+            TopicConfig::new(),
+            &Storage::dir(&dir).durability(Durability::Never),
+        )
         .unwrap();
     let opened = started.elapsed();
     assert_eq!(topic.end_offsets(), vec![replayed]);
-    println!("| disk: reopen (recover, check every CRC, decode, replay into memory) | {:.0} |", replayed as f64 / opened.as_secs_f64());
+    println!(
+        "| disk: reopen (recover, check every CRC, decode, replay into memory) | {:.0} |",
+        replayed as f64 / opened.as_secs_f64()
+    );
     drop(topic);
     drop(broker);
     let (mut log, _, _) = PartitionLog::open(

@@ -308,6 +308,22 @@ impl<T> Producer<T> {
         self.try_send_route(Route::Partition(partition), value)
     }
 
+    /// The partition a batch goes to, or the batch back if it does not exist.
+    fn batch_partition<I: Iterator<Item = T>>(
+        &self,
+        partition: u32,
+        values: I,
+    ) -> Result<(&Partition<T>, I), SendError<Vec<T>>> {
+        match self.topic.partitions.get(partition as usize) {
+            Some(part) => Ok((part, values)),
+            None => Err(SendError::NoSuchPartition {
+                partition,
+                partitions: self.topic.partitions.len() as u32,
+                value: values.collect(),
+            }),
+        }
+    }
+
     /// A batch into a file-backed partition: one journaled append per value.
     async fn send_each(
         &self,
@@ -355,15 +371,7 @@ impl<T> Producer<T> {
         I: IntoIterator<Item = T>,
         I::IntoIter: ExactSizeIterator,
     {
-        let partitions = self.topic.partitions.len() as u32;
-        let mut values = values.into_iter();
-        let Some(part) = self.topic.partitions.get(partition as usize) else {
-            return Err(SendError::NoSuchPartition {
-                partition,
-                partitions,
-                value: values.collect(),
-            });
-        };
+        let (part, mut values) = self.batch_partition(partition, values.into_iter())?;
         if part.journal.is_some() {
             return self.send_each(partition, values).await;
         }
@@ -407,15 +415,7 @@ impl<T> Producer<T> {
         I: IntoIterator<Item = T>,
         I::IntoIter: ExactSizeIterator,
     {
-        let partitions = self.topic.partitions.len() as u32;
-        let mut values = values.into_iter();
-        let Some(part) = self.topic.partitions.get(partition as usize) else {
-            return Err(SendError::NoSuchPartition {
-                partition,
-                partitions,
-                value: values.collect(),
-            });
-        };
+        let (part, mut values) = self.batch_partition(partition, values.into_iter())?;
         if part.journal.is_some() {
             return self.send_each_blocking(partition, values);
         }

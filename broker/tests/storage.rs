@@ -339,3 +339,27 @@ fn r17_hostile_names_never_leave_the_data_directory() {
         assert!(file.starts_with(root.join(name)));
     }
 }
+
+#[test]
+fn the_timestamp_index_finds_the_first_record_at_or_after_a_time() {
+    let fs = SimFs::new();
+    let (mut log, _, _) = open(&fs, Durability::Never);
+    for i in 0..300 {
+        log.append(1_000 + i * 10, None, &value(i)).unwrap();
+    }
+    assert_eq!(log.offset_for_time(0).unwrap(), 0);
+    assert_eq!(log.offset_for_time(1_000 + 1_234).unwrap(), 124);
+    assert_eq!(log.offset_for_time(1_000 + 2_990).unwrap(), 299);
+    assert_eq!(
+        log.offset_for_time(1_000_000).unwrap(),
+        300,
+        "past the end: the end"
+    );
+    drop(log);
+    let (mut log, _, _) = open(&fs, Durability::Never);
+    assert_eq!(
+        log.offset_for_time(1_000 + 1_500).unwrap(),
+        150,
+        "after recovery too"
+    );
+}

@@ -55,6 +55,8 @@ struct Segment {
     last_timestamp: u64,
     /// (relative offset, position) pairs, as in the `.index` file.
     index: Vec<(u32, u32)>,
+    /// The timestamp of the record at each `index` entry, as in the `.timeindex` file.
+    times: Vec<u64>,
 }
 
 /// One partition's segment files.
@@ -128,6 +130,7 @@ impl PartitionLog {
                 bytes: 0,
                 last_timestamp: 0,
                 index: Vec::new(),
+                times: Vec::new(),
             };
             let mut position = 0usize;
             let mut since_index = u64::MAX;
@@ -144,6 +147,7 @@ impl PartitionLog {
                             segment
                                 .index
                                 .push(((expected - base) as u32, position as u32));
+                            segment.times.push(record.timestamp);
                             since_index = 0;
                         }
                         since_index += size as u64;
@@ -209,6 +213,7 @@ impl PartitionLog {
                 bytes: 0,
                 last_timestamp: 0,
                 index: Vec::new(),
+                times: Vec::new(),
             });
         }
         let active_base = segments.last().expect("non-empty").base;
@@ -323,6 +328,7 @@ impl PartitionLog {
             let relative = (offset - segment.base) as u32;
             let position = segment.bytes as u32;
             segment.index.push((relative, position));
+            segment.times.push(timestamp);
             let mut entry = [0u8; 8];
             entry[..4].copy_from_slice(&relative.to_le_bytes());
             entry[4..].copy_from_slice(&position.to_le_bytes());
@@ -401,6 +407,7 @@ impl PartitionLog {
             bytes: 0,
             last_timestamp: 0,
             index: Vec::new(),
+            times: Vec::new(),
         });
         self.bytes_since_index = u64::MAX;
         Ok(())
@@ -443,6 +450,30 @@ impl PartitionLog {
         let entry = segment.index.partition_point(|&(r, _)| r <= relative);
         let position = entry.checked_sub(1).map_or(0, |i| segment.index[i].1);
         Some((segment.base, position))
+    }
+
+    /// The first offset appended at or after `nanos` (or the end): the segments' newest
+    /// timestamps and the timestamp index narrow the scan to one index interval.
+    pub fn offset_for_time(&mut self, nanos: u64) -> Result<u64, StorageError> {
+        let Some(segment) = self.segments.iter().find(|s| s.last_timestamp >= nanos) else {
+            return Ok(self.next_offset);
+        };
+        // The last index entry before `nanos`: the answer is at or after it.
+        let entry = segment.times.partition_point(|&t| t < nanos);
+        let from = entry.checked_sub(1).map_or(segment.base, |i| {
+            segment.base + u64::from(segment.index[i].0)
+        });
+        let mut offset = from;
+        loop {
+            let batch = self.read_from(offset, 256)?;
+            let Some(last) = batch.last() else {
+                return Ok(self.next_offset);
+            };
+            if let Some(found) = batch.iter().find(|r| r.timestamp >= nanos) {
+                return Ok(found.offset);
+            }
+            offset = last.offset + 1;
+        }
     }
 
     /// Reads up to `max` records from disk starting at `offset`, using the offset index to

@@ -466,3 +466,34 @@ fn async_stages_keep_input_order_unless_asked_not_to() -> Result {
         Ok(())
     })
 }
+
+/// A backlog larger than an internal topic's capacity, waiting before the pipeline starts:
+/// every record reaches the sink (the downstream group exists before any task reads).
+#[test]
+fn a_backlog_waiting_at_start_crosses_a_repartition_whole() -> Result {
+    runtime().block_on(async {
+        let broker = Broker::new();
+        let input = broker.topic::<u64>("input", TopicConfig::new())?;
+        let out = broker.topic::<(u64, u64)>("out", TopicConfig::new())?;
+        const N: u64 = 20_000;
+        input
+            .producer()
+            .send_batch(0, (0..N).collect::<Vec<_>>())
+            .await?;
+        let running = Tagged::builder()
+            .input(input.clone())
+            .out(out.clone())
+            .options(PipelineOptions::new().internal_capacity(500))
+            .start()?;
+        let all = read_n(&out, N as usize).await;
+        let distinct: HashSet<u64> = all.iter().map(|(_, v)| *v).collect();
+        assert_eq!(
+            distinct.len() as u64,
+            N,
+            "nothing dropped by the internal topic"
+        );
+        let metrics = running.shutdown().await?;
+        assert_eq!(metrics.lagged, 0);
+        Ok(())
+    })
+}

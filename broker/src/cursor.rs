@@ -259,6 +259,18 @@ impl<T> CursorSet<T> {
     /// One pass over the cursors, starting after the last one that gave a record.
     pub(crate) fn step(&mut self) -> SetStep {
         let n = self.cursors.len();
+        if n == 1 {
+            // One partition (every pipeline task): no round-robin arithmetic.
+            return match self.cursors[0].step() {
+                Step::Ready => SetStep::Ready(0),
+                Step::Lagged(skipped) => SetStep::Lagged {
+                    partition: self.cursors[0].partition(),
+                    skipped,
+                },
+                Step::Closed => SetStep::Closed,
+                Step::Empty => SetStep::Empty,
+            };
+        }
         let mut closed = 0;
         for k in 0..n {
             let i = (self.next + k) % n;

@@ -2,7 +2,7 @@
 //!
 //! Each task keeps its own counters and HDR histograms (no sharing on the hot path; the task
 //! takes its own, uncontended lock once per batch), and a snapshot merges them. Latency is
-//! sampled: one record in `sample_every` (64 by default) is timed through every stage of its
+//! sampled: one record in `sample_every` (1024 by default) is timed through every stage of its
 //! segment, and at each sink end to end from the record's append time at the source.
 
 use std::fmt;

@@ -2,6 +2,7 @@
 //! partition; and the handle to the running pipeline.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,9 +18,14 @@ use crate::options::PipelineOptions;
 use crate::runtime::task::{Mode, Task, TaskSetup};
 use crate::stage::Exchange;
 
+/// A task's future, made when its segment is declared and spawned when the pipeline starts.
+type TaskFuture = Pin<Box<dyn Future<Output = Result<(), PipelineError>> + Send>>;
+
 struct Segment {
     upstream: Vec<usize>,
     signal: watch::Sender<Mode>,
+    /// Made by `segment`, spawned by `finish`.
+    pending: Vec<TaskFuture>,
     tasks: Vec<JoinHandle<Result<(), PipelineError>>>,
 }
 
@@ -87,9 +93,10 @@ impl Launch {
             .unwrap_or_else(|| self.name.to_owned())
     }
 
-    /// Starts segment `index` (segments are started in topological order): one task per
+    /// Declares segment `index` (segments are declared in topological order): one task per
     /// partition of `input`, each made by `make_task`, all members of one consumer group so
-    /// that a restart resumes from the committed offsets.
+    /// that a restart resumes from the committed offsets. The tasks start in
+    /// [`finish`](Self::finish).
     pub fn segment<In, F, Fut>(
         &mut self,
         index: usize,
@@ -109,7 +116,7 @@ impl Launch {
         let mut members: Vec<_> = (0..input.partitions()).map(|_| group.join()).collect();
         members.iter_mut().for_each(|m| m.refresh());
         let (signal, receiver) = watch::channel(Mode::Run);
-        let tasks = members
+        let pending = members
             .into_iter()
             .map(|member| {
                 let setup = TaskSetup {
@@ -123,19 +130,29 @@ impl Launch {
                     dead_letters: self.dead_letters.clone(),
                 };
                 let task = Task::new(member, input.name(), setup);
-                self.runtime.spawn(make_task(task))
+                Box::pin(make_task(task)) as TaskFuture
             })
             .collect();
         self.segments.push(Segment {
             upstream: upstream.to_vec(),
             signal,
-            tasks,
+            pending,
+            tasks: Vec::new(),
         });
         Ok(())
     }
 
-    /// The pipeline is running.
-    pub fn finish(self) -> Running {
+    /// Starts every task. Only now: every segment's consumer group exists before the first
+    /// record is read, so an internal topic never drops records for lack of a reader (a
+    /// bounded topic with no group keeps only its newest records).
+    pub fn finish(mut self) -> Running {
+        for segment in &mut self.segments {
+            segment.tasks = segment
+                .pending
+                .drain(..)
+                .map(|task| self.runtime.spawn(task))
+                .collect();
+        }
         Running {
             graph: self.graph,
             broker: self.broker,

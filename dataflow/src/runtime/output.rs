@@ -10,6 +10,9 @@ use crate::stage::Key;
 /// The partition of `key` among `partitions`: a fixed hash, so that every task and every run
 /// of a build agree.
 pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {
+    if partitions == 1 {
+        return 0;
+    }
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     (hasher.finish() % u64::from(partitions)) as u32
@@ -39,7 +42,12 @@ impl<T> Output<T> {
     /// order).
     #[inline]
     pub fn push(&mut self, input_partition: u32, value: T) {
-        self.buffer.push((input_partition % self.partitions, value));
+        let partition = if self.partitions == 1 {
+            0
+        } else {
+            input_partition % self.partitions
+        };
+        self.buffer.push((partition, value));
     }
 
     /// Buffers `value` for the partition of `key`.

@@ -2,7 +2,6 @@
 //! flushes outputs, commits.
 
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
@@ -124,8 +123,9 @@ struct TaskState {
     clock: quanta::Clock,
     failures: Vec<Failure>,
     dead: Output<DeadLetter>,
-    /// The last record processed in each partition, to commit.
-    processed: BTreeMap<u32, Position>,
+    /// The last record processed in each partition, to commit (a task usually reads one
+    /// partition, so this is usually one entry, updated in place).
+    processed: Vec<Position>,
     finished: bool,
 }
 
@@ -173,7 +173,7 @@ impl<In: Exchange> Task<In> {
                 clock: quanta::Clock::new(),
                 failures: Vec::new(),
                 dead: Output::new(&setup.dead_letters),
-                processed: BTreeMap::new(),
+                processed: Vec::new(),
                 finished: false,
             },
         }
@@ -248,7 +248,7 @@ impl<In: Clone> Task<In> {
     /// every output was flushed: outputs first, then the commit (at-least-once).
     pub async fn commit(&mut self) -> Result<(), PipelineError> {
         self.state.dead.flush().await?;
-        for (_, position) in std::mem::take(&mut self.state.processed) {
+        for position in self.state.processed.drain(..) {
             self.member.commit(position)?;
         }
         Ok(())
@@ -329,7 +329,18 @@ impl TaskState {
             // The dead letter carries the input record, read again from the log.
             self.dead_letters(position, erase(record.value()), std::any::type_name::<In>());
         }
-        self.processed.insert(position.partition, position);
+        self.state_processed(position);
+    }
+
+    fn state_processed(&mut self, position: Position) {
+        match self
+            .processed
+            .iter_mut()
+            .find(|p| p.partition == position.partition)
+        {
+            Some(last) => *last = position.max(*last),
+            None => self.processed.push(position),
+        }
     }
 
     /// Whether the next record is timed (one in `sample_every`).

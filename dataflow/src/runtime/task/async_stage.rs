@@ -136,13 +136,7 @@ impl<In: Clone> Task<In> {
                 std::any::type_name::<In>(),
             );
         }
-        let last = state
-            .processed
-            .entry(read.position.partition)
-            .or_insert(read.position);
-        if read.position.offset > last.offset {
-            *last = read.position;
-        }
+        state.state_processed(read.position);
     }
 
     /// Waits for records and reads up to a batch of them, owned; `None` once the task must end.

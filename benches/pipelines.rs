@@ -25,7 +25,7 @@
 //!   over-subscribed, as that design is); timely with 2 workers and an `exchange` before every
 //!   `map` (routed by `x + hop`, so every record changes worker at every hop).
 //! * **P6 metrics cost**: P1's `map(|x| x)` pipeline with metrics on (the default: counts and
-//!   one record in 64 timed through every stage), with `.sample_every(1024)`, and with
+//!   one record in 1024 timed through every stage), with `.sample_every(64)`, and with
 //!   `.without_latency()` (counts only, the reference).
 //!
 //! Rounds are interleaved (A B C, B C A, ...): one warm-up round, not reported, then
@@ -796,8 +796,8 @@ fn main() {
                 min_time: min_time * 2,
                 peers: Vec::new(),
                 notes: vec![
-                    "on: counts per stage plus one record in 64 timed through every stage and end \
-                     to end (the default); sample_every(1024): the same, one record in 1024; off: \
+                    "on: counts per stage plus one record in 1024 timed through every stage and \
+                     end to end (the default); sample_every(64): the same, one record in 64; off: \
                      `.without_latency()`, counts only."
                         .to_owned(),
                 ],
@@ -811,12 +811,12 @@ fn main() {
                     Fill::BeforeStart,
                 )
             })
-            .peer("metrics on, sample_every(1024)", move || {
+            .peer("metrics on, sample_every(64)", move || {
                 ours(
                     rt,
                     n,
                     start_identity,
-                    PipelineOptions::new().sample_every(1024),
+                    PipelineOptions::new().sample_every(64),
                     Fill::BeforeStart,
                 )
             })

@@ -497,3 +497,34 @@ fn a_backlog_waiting_at_start_crosses_a_repartition_whole() -> Result {
         Ok(())
     })
 }
+
+/// A sink closed under a running pipeline: the pipeline fails cleanly (the error comes back
+/// from `shutdown`) instead of waiting forever behind a full internal topic.
+#[test]
+fn a_sink_closed_under_the_pipeline_fails_it_without_hanging() -> Result {
+    runtime().block_on(async {
+        let broker = Broker::new();
+        let input = broker.topic::<u64>("input", TopicConfig::new())?;
+        let out = broker.topic::<(u64, u64)>("out", TopicConfig::new())?;
+        let running = Tagged::builder()
+            .input(input.clone())
+            .out(out.clone())
+            .options(PipelineOptions::new().internal_capacity(100).batch(10))
+            .start()?;
+        out.close();
+        input
+            .producer()
+            .send_batch(0, (0..10_000u64).collect::<Vec<_>>())
+            .await?;
+        let result = tokio::time::timeout(Duration::from_secs(20), running.shutdown())
+            .await
+            .expect("shutdown must not hang");
+        match result {
+            Err(dataflow::PipelineError::OutputClosed { topic }) => {
+                assert!(topic == "out" || topic.starts_with("__"))
+            }
+            other => panic!("expected an output-closed error, got {other:?}"),
+        }
+        Ok(())
+    })
+}

@@ -40,6 +40,10 @@ pub struct Launch {
     registry: Arc<Registry>,
     segments: Vec<Segment>,
     started: Instant,
+    /// Closes the pipeline's private internal topics: when a task fails, the tasks around it
+    /// then fail too (their reads end, their sends are refused) instead of waiting forever
+    /// on a topic nobody drains.
+    close_internal: Vec<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Launch {
@@ -68,6 +72,7 @@ impl Launch {
             registry: Arc::default(),
             segments: Vec::new(),
             started: Instant::now(),
+            close_internal: Vec::new(),
         })
     }
 
@@ -81,9 +86,14 @@ impl Launch {
         let config = TopicConfig::new()
             .partitions(partitions)
             .capacity(self.options.internal_capacity, Overflow::Block);
-        Ok(self
+        let topic = self
             .broker
-            .internal_topic::<T>(&format!("__{}.{node}", self.group_prefix()), config)?)
+            .internal_topic::<T>(&format!("__{}.{node}", self.group_prefix()), config)?;
+        if self.options.broker.is_none() {
+            let closer = topic.clone();
+            self.close_internal.push(Box::new(move || closer.close()));
+        }
+        Ok(topic)
     }
 
     fn group_prefix(&self) -> String {
@@ -146,11 +156,22 @@ impl Launch {
     /// record is read, so an internal topic never drops records for lack of a reader (a
     /// bounded topic with no group keeps only its newest records).
     pub fn finish(mut self) -> Running {
+        let close_internal: Arc<Vec<Box<dyn Fn() + Send + Sync>>> =
+            Arc::new(std::mem::take(&mut self.close_internal));
         for segment in &mut self.segments {
             segment.tasks = segment
                 .pending
                 .drain(..)
-                .map(|task| self.runtime.spawn(task))
+                .map(|task| {
+                    let close_internal = Arc::clone(&close_internal);
+                    self.runtime.spawn(async move {
+                        let result = task.await;
+                        if result.is_err() {
+                            close_internal.iter().for_each(|close| close());
+                        }
+                        result
+                    })
+                })
                 .collect();
         }
         Running {

@@ -528,3 +528,54 @@ fn a_sink_closed_under_the_pipeline_fails_it_without_hanging() -> Result {
         Ok(())
     })
 }
+
+#[derive(serde::Deserialize, Clone, Debug, PartialEq)]
+struct Reading {
+    sensor: u32,
+    value: f64,
+}
+
+#[pipeline]
+fn readings(raw: Source<Vec<u8>>, values: Sink<u32>) {
+    raw.map(dataflow::codec::json::<Reading>)
+        .map(|r: Reading| r.sensor)
+        .to(values);
+}
+
+/// Payloads from another tool, some malformed: the good ones decode, each bad one is a dead
+/// letter with the codec's error, and the pipeline stays up.
+#[test]
+fn json_payloads_that_do_not_decode_are_dead_letters() -> Result {
+    runtime().block_on(async {
+        let broker = Broker::new();
+        let raw = broker.topic::<Vec<u8>>("raw", TopicConfig::new())?;
+        let values = broker.topic::<u32>("values", TopicConfig::new())?;
+        let running = Readings::builder()
+            .raw(raw.clone())
+            .values(values.clone())
+            .start()?;
+        let producer = raw.producer();
+        let payloads: [&[u8]; 5] = [
+            br#"{"sensor":1,"value":2.5}"#,
+            br#"{"sensor":2"#,
+            b"\xff\xfe garbage",
+            br#"{"sensor":3,"value":1.0} trailing"#,
+            br#"{"sensor":4,"value":-1.0}"#,
+        ];
+        for payload in payloads {
+            producer.send(payload.to_vec()).await?;
+        }
+        assert_eq!(read_n(&values, 2).await, vec![1, 4]);
+        let dead = read_n(&running.dead_letters(), 3).await;
+        assert!(
+            dead.iter()
+                .all(|d| d.stage == "json" && d.error.starts_with("cannot decode"))
+        );
+        assert_eq!(
+            dead.iter().map(|d| d.position.offset).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        running.shutdown().await?;
+        Ok(())
+    })
+}

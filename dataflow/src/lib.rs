@@ -72,6 +72,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod codec;
 mod dead_letter;
 mod error;
 mod graph;

@@ -516,6 +516,14 @@ fn a_sink_closed_under_the_pipeline_fails_it_without_hanging() -> Result {
             .producer()
             .send_batch(0, (0..10_000u64).collect::<Vec<_>>())
             .await?;
+        // Wait until records flow: then the downstream task meets the closed sink, whether it
+        // is still running or draining at shutdown.
+        for _ in 0..2_000 {
+            if running.metrics().stage("key_by_2").unwrap().count > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let result = tokio::time::timeout(Duration::from_secs(20), running.shutdown())
             .await
             .expect("shutdown must not hang");

@@ -113,15 +113,18 @@ impl Graph {
         label
     }
 
-    pub(crate) fn mermaid_with(&self, metrics: Option<&Metrics>) -> String {
-        let mut out = String::from("flowchart LR\n");
-        let segments = self
-            .nodes
+    /// How many segments the graph has.
+    pub fn segment_count(&self) -> usize {
+        self.nodes
             .iter()
             .map(|n| n.segment)
             .max()
-            .map_or(0, |m| m + 1);
-        for segment in 0..segments {
+            .map_or(0, |m| m + 1)
+    }
+
+    pub(crate) fn mermaid_with(&self, metrics: Option<&Metrics>) -> String {
+        let mut out = String::from("flowchart LR\n");
+        for segment in 0..self.segment_count() {
             let _ = writeln!(out, "  subgraph s{segment}[segment {segment}]");
             for (id, node) in self
                 .nodes
@@ -151,13 +154,7 @@ impl Graph {
 
     pub(crate) fn dot_with(&self, metrics: Option<&Metrics>) -> String {
         let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", self.name);
-        let segments = self
-            .nodes
-            .iter()
-            .map(|n| n.segment)
-            .max()
-            .map_or(0, |m| m + 1);
-        for segment in 0..segments {
+        for segment in 0..self.segment_count() {
             let _ = writeln!(
                 out,
                 "  subgraph cluster_{segment} {{\n    label=\"segment {segment}\";"

@@ -164,26 +164,19 @@ fn hops20(input: Source<u64>, out: Sink<u64>) {
         .to(out);
 }
 
-type StartFn = fn(Topic<u64>, Topic<u64>, PipelineOptions) -> Result<Running, StartError>;
+type Started = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Running, StartError>>>>;
+type StartFn = fn(Topic<u64>, Topic<u64>, PipelineOptions) -> Started;
 
-fn start_identity(
-    i: Topic<u64>,
-    o: Topic<u64>,
-    opts: PipelineOptions,
-) -> Result<Running, StartError> {
-    Identity20::builder().input(i).out(o).options(opts).start()
+fn start_identity(i: Topic<u64>, o: Topic<u64>, opts: PipelineOptions) -> Started {
+    Box::pin(Identity20::builder().input(i).out(o).options(opts).start())
 }
 
-fn start_opaque(
-    i: Topic<u64>,
-    o: Topic<u64>,
-    opts: PipelineOptions,
-) -> Result<Running, StartError> {
-    Opaque20::builder().input(i).out(o).options(opts).start()
+fn start_opaque(i: Topic<u64>, o: Topic<u64>, opts: PipelineOptions) -> Started {
+    Box::pin(Opaque20::builder().input(i).out(o).options(opts).start())
 }
 
-fn start_hops(i: Topic<u64>, o: Topic<u64>, opts: PipelineOptions) -> Result<Running, StartError> {
-    Hops20::builder().input(i).out(o).options(opts).start()
+fn start_hops(i: Topic<u64>, o: Topic<u64>, opts: PipelineOptions) -> Started {
+    Box::pin(Hops20::builder().input(i).out(o).options(opts).start())
 }
 
 /// When the source topic is filled.
@@ -228,11 +221,14 @@ fn ours(
             let began = Instant::now();
             (
                 began,
-                start(input.clone(), out.clone(), options).expect("start"),
+                rt.block_on(start(input.clone(), out.clone(), options))
+                    .expect("start"),
             )
         }
         Fill::AfterStart => {
-            let running = start(input.clone(), out.clone(), options).expect("start");
+            let running = rt
+                .block_on(start(input.clone(), out.clone(), options))
+                .expect("start");
             let began = Instant::now();
             fill_source();
             (began, running)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dataflow::broker::{Broker, Start, TopicConfig};
 use dataflow::{Sink, Source, pipeline, stage};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Click {
     user: u64,
     page: String,
@@ -63,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
     let running = PageViews::builder()
         .raw(raw.clone())
         .views(views.clone())
-        .start()?;
+        .start()
+        .await?;
     println!("{}", PageViews::graph().to_mermaid());
 
     // A steady load: a batch every millisecond, one line in a thousand malformed.

@@ -49,7 +49,8 @@ async fn main() -> anyhow::Result<()> {
         .alerts(alerts.clone())
         .normal(normal.clone())
         .archive(archive.clone())
-        .start()?;
+        .start()
+        .await?;
 
     let producer = readings.producer();
     for reading in [120, 30, 215, 999, -20, 180] {

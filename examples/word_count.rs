@@ -38,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
     let running = WordCount::builder()
         .lines(lines.clone())
         .counts(counts.clone())
-        .start()?;
+        .start()
+        .await?;
 
     let producer = lines.producer();
     for line in TEXT.split(", ") {

@@ -54,7 +54,8 @@ fn word_count_counts_every_word_across_partitions() -> Result {
         let running = WordCount::builder()
             .lines(lines.clone())
             .counts(counts.clone())
-            .start()?;
+            .start()
+            .await?;
         let producer = lines.producer();
         for i in 0..300 {
             producer.send(format!("a b{} c", i % 3)).await?;
@@ -89,7 +90,8 @@ fn order_per_key_is_kept_through_a_repartition() -> Result {
         let running = ByKey::builder()
             .events(events.clone())
             .out(out.clone())
-            .start()?;
+            .start()
+            .await?;
         let producer = events.producer();
         const KEYS: u32 = 16;
         const PER_KEY: u64 = 500;
@@ -159,7 +161,8 @@ fn r8_bad_records_go_to_dead_letters_once_and_the_rest_is_processed() -> Result 
             .raw(raw.clone())
             .out(out.clone())
             .options(PipelineOptions::new().dead_letters(dead.clone()))
-            .start()?;
+            .start()
+            .await?;
         let producer = raw.producer();
         let mut malformed = HashSet::new();
         let mut panicking = HashSet::new();
@@ -246,7 +249,8 @@ fn r12_clean_stop_and_restart_lose_and_duplicate_nothing() -> Result {
             .input(input.clone())
             .out(out.clone())
             .options(options.clone())
-            .start()?;
+            .start()
+            .await?;
         let producer = input.producer();
         for i in 0..N / 2 {
             producer.send(i).await?;
@@ -277,7 +281,8 @@ fn r12_clean_stop_and_restart_lose_and_duplicate_nothing() -> Result {
             .input(input.clone())
             .out(out.clone())
             .options(options.clone())
-            .start()?;
+            .start()
+            .await?;
         let all = read_n(&out, N as usize).await;
         let metrics = running.shutdown().await?;
         let distinct: HashSet<u64> = all.iter().map(|(_, v)| *v).collect();
@@ -308,7 +313,8 @@ fn backpressure_from_a_full_sink_reaches_the_source() -> Result {
             .input(input.clone())
             .out(out.clone())
             .options(PipelineOptions::new().batch(100))
-            .start()?;
+            .start()
+            .await?;
         let producer = input.producer();
         for i in 0..20_000 {
             producer.send(i).await?;
@@ -364,7 +370,8 @@ fn fan_out_and_fan_in_deliver_every_record_to_every_branch() -> Result {
             .input(input.clone())
             .merged(merged.clone())
             .doubled(doubled.clone())
-            .start()?;
+            .start()
+            .await?;
         let producer = input.producer();
         for i in 0..=1_000 {
             producer.send(i).await?;
@@ -392,8 +399,7 @@ fn fan_out_and_fan_in_deliver_every_record_to_every_branch() -> Result {
 #[test]
 fn unbound_topics_are_reported_by_name() {
     let rt = runtime();
-    let _guard = rt.enter();
-    let err = Passthrough::builder().start().unwrap_err();
+    let err = rt.block_on(Passthrough::builder().start()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "`input` is not bound to a topic: call `.input(topic)` on the builder"
@@ -403,10 +409,13 @@ fn unbound_topics_are_reported_by_name() {
 #[test]
 fn starting_outside_a_runtime_is_a_clear_error() {
     let broker = Broker::new();
-    let err = Passthrough::builder()
+    let start = Passthrough::builder()
         .input(broker.topic("i", TopicConfig::new()).unwrap())
         .out(broker.topic("o", TopicConfig::new()).unwrap())
-        .start()
+        .start();
+    // Polled by a plain executor: no tokio runtime around it.
+    let err = futures_util::FutureExt::now_or_never(start)
+        .expect("fails at once")
         .unwrap_err();
     assert!(matches!(err, dataflow::StartError::NoRuntime));
 }
@@ -440,7 +449,8 @@ fn async_stages_keep_input_order_unless_asked_not_to() -> Result {
             .input(input.clone())
             .ordered(ordered.clone())
             .any_order(any_order.clone())
-            .start()?;
+            .start()
+            .await?;
         let producer = input.producer();
         const N: u64 = 2_000;
         for i in 1..=N {
@@ -484,7 +494,8 @@ fn a_backlog_waiting_at_start_crosses_a_repartition_whole() -> Result {
             .input(input.clone())
             .out(out.clone())
             .options(PipelineOptions::new().internal_capacity(500))
-            .start()?;
+            .start()
+            .await?;
         let all = read_n(&out, N as usize).await;
         let distinct: HashSet<u64> = all.iter().map(|(_, v)| *v).collect();
         assert_eq!(
@@ -510,7 +521,8 @@ fn a_sink_closed_under_the_pipeline_fails_it_without_hanging() -> Result {
             .input(input.clone())
             .out(out.clone())
             .options(PipelineOptions::new().internal_capacity(100).batch(10))
-            .start()?;
+            .start()
+            .await?;
         out.close();
         input
             .producer()
@@ -561,7 +573,8 @@ fn json_payloads_that_do_not_decode_are_dead_letters() -> Result {
         let running = Readings::builder()
             .raw(raw.clone())
             .values(values.clone())
-            .start()?;
+            .start()
+            .await?;
         let producer = raw.producer();
         let payloads: [&[u8]; 5] = [
             br#"{"sensor":1,"value":2.5}"#,

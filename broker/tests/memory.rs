@@ -65,5 +65,8 @@ fn memory_stays_bounded_with_retention_and_is_returned_on_drop() {
         after - before
     );
     drop((producer, reader, topic, broker));
-    assert_eq!(LIVE.load(Ordering::Relaxed), before, "memory not returned");
+    // A few hundred bytes of slack: libtest's own threads allocate while the test runs (seen
+    // once on a loaded machine); one block the broker kept would be ~70 KiB.
+    let left = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    assert!(left < 4_096, "memory not returned: {left} bytes still live");
 }

@@ -2,6 +2,8 @@
 
 use broker::{GroupError, TopicError};
 
+use crate::backend::BackendError;
+
 /// Why a pipeline did not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -23,6 +25,20 @@ pub enum StartError {
     /// A consumer group could not be opened.
     #[error("consumer group: {0}")]
     Group(#[from] GroupError),
+    /// The backend could not be reached, or refused a topic or a group.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A source or sink is bound to an embedded topic but the pipeline runs on a remote
+    /// backend.
+    #[error(
+        "`{name}` is bound to an embedded topic but the pipeline runs on {backend}://: bind it by name (`.{name}(\"topic\")`)"
+    )]
+    EmbeddedTopic {
+        /// The parameter's name.
+        name: &'static str,
+        /// The backend's scheme.
+        backend: &'static str,
+    },
 }
 
 /// Why a running pipeline stopped with an error.
@@ -38,6 +54,9 @@ pub enum PipelineError {
     /// A commit was refused (the task lost its partition).
     #[error("commit refused: {0}")]
     Commit(#[from] broker::CommitError),
+    /// The backend failed (after its own retries), or refused a record.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     /// A task ended abnormally (it panicked outside a stage).
     #[error("a task of segment {segment} failed: {message}")]
     Task {

@@ -24,7 +24,7 @@
 //! let counts = broker.topic::<(String, u64)>("counts", TopicConfig::new())?;
 //! lines.producer().send("to be or not to be".to_owned()).await?;
 //!
-//! let running = WordCount::builder().lines(lines).counts(counts.clone()).start()?;
+//! let running = WordCount::builder().lines(lines).counts(counts.clone()).start().await?;
 //! let mut reader = counts.consumer(Start::Earliest)?;
 //! let mut last = std::collections::HashMap::new();
 //! for _ in 0..6 {
@@ -72,6 +72,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod backend;
 pub mod codec;
 mod dead_letter;
 mod error;
@@ -80,6 +81,7 @@ mod metrics;
 mod options;
 mod runtime;
 pub mod signature;
+mod spec;
 mod stage;
 #[doc(hidden)]
 pub mod topics;
@@ -99,6 +101,8 @@ pub use crate::metrics::{Metrics, StageStats};
 pub use crate::options::PipelineOptions;
 pub use crate::runtime::launch::Running;
 pub use crate::runtime::output::partition_of;
+pub use crate::runtime::port::Port;
+pub use crate::spec::{Binding, IntoBinding, TopicSpec};
 pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named, Stage};
 
 /// The README's examples, compiled and run as doctests.

@@ -2,12 +2,15 @@
 
 use broker::{Broker, Topic};
 
+use crate::backend::Connection;
+use crate::codec::Codec;
 use crate::dead_letter::DeadLetter;
 
 /// Options of a pipeline run. `PipelineOptions::default()` suits most uses.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
-    pub(crate) broker: Option<Broker>,
+    pub(crate) backend: Option<BackendChoice>,
+    pub(crate) codec: Codec,
     pub(crate) batch: usize,
     pub(crate) sample_every: u32,
     pub(crate) metrics: bool,
@@ -19,7 +22,8 @@ pub struct PipelineOptions {
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
-            broker: None,
+            backend: None,
+            codec: Codec::bincode(),
             batch: 256,
             sample_every: 1024,
             metrics: true,
@@ -36,10 +40,35 @@ impl PipelineOptions {
         Self::default()
     }
 
-    /// The broker that holds the pipeline's internal topics (repartition, merge, dead
-    /// letters). By default they live in a private broker of their own.
+    /// The embedded broker that holds the pipeline's internal topics (repartition, merge,
+    /// dead letters) and its sources and sinks bound by name. By default they live in a
+    /// private broker of their own.
     pub fn broker(mut self, broker: &Broker) -> Self {
-        self.broker = Some(broker.clone());
+        self.backend = Some(BackendChoice::Connection(Connection::mem(broker)));
+        self
+    }
+
+    /// The backend, by URL: `mem://` (a private embedded broker, the default),
+    /// `redis://host:port`, `rediss://host:port` or `kafka://host:port` (see
+    /// [`backend`](crate::backend)). Sources and sinks bound by name, and the internal
+    /// topics, live there; `start` connects, and fails fast on a bad URL or credentials.
+    pub fn backend(mut self, url: &str) -> Self {
+        self.backend = Some(BackendChoice::Url(url.to_owned()));
+        self
+    }
+
+    /// A backend already connected (shared with the code that feeds the sources).
+    pub fn connection(mut self, connection: &Connection) -> Self {
+        self.backend = Some(BackendChoice::Connection(connection.clone()));
+        self
+    }
+
+    /// The codec of records on a remote backend, for topics whose [`TopicSpec`] sets none
+    /// (default: bincode, 1 MiB at most).
+    ///
+    /// [`TopicSpec`]: crate::TopicSpec
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
         self
     }
 
@@ -84,4 +113,11 @@ impl PipelineOptions {
         self.group = Some(prefix.to_owned());
         self
     }
+}
+
+/// How [`PipelineOptions`] names its backend.
+#[derive(Debug, Clone)]
+pub(crate) enum BackendChoice {
+    Url(String),
+    Connection(Connection),
 }

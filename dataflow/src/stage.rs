@@ -5,6 +5,8 @@
 //! as with iterator adapters. `#[stage]` is optional: it checks the function and, with
 //! `name = "..."`, gives it the name shown in metrics and graphs.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt;
 use std::ops::Deref;
 
@@ -101,15 +103,19 @@ pub trait Key: std::hash::Hash + Eq + Clone + Send + Sync + 'static {}
 impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Key for K {}
 
 /// Marks values that can cross a repartition (or any other topic between two tasks).
+///
+/// They implement serde's `Serialize` and `Deserialize` too: a pipeline that compiles runs
+/// unchanged on every backend, and on Redis or Kafka its topics hold encoded records. (The
+/// embedded broker never encodes them.)
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot cross a repartition",
     label = "this value is sent to another task",
-    note = "values sent between tasks through a topic must implement `Clone + Send + Sync + 'static`"
+    note = "values sent between tasks through a topic must implement `Clone + Send + Sync + 'static` and serde's `Serialize + Deserialize` (so the pipeline runs on any backend): add `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
 )]
-pub trait Exchange: Clone + Send + Sync + 'static {}
+pub trait Exchange: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
 
 #[diagnostic::do_not_recommend]
-impl<T: Clone + Send + Sync + 'static> Exchange for T {}
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Exchange for T {}
 
 /// Marks values used by more than one downstream stage.
 #[diagnostic::on_unimplemented(
@@ -125,9 +131,9 @@ impl<T: Clone> FanOut for T {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be written to a topic",
     label = "this value is written to a topic",
-    note = "topic values must implement `Send + Sync + 'static`"
+    note = "topic values must implement `Send + Sync + 'static` and serde's `Serialize` (so the pipeline runs on any backend): add `#[derive(serde::Serialize)]`"
 )]
-pub trait Deliver: Send + Sync + 'static {}
+pub trait Deliver: Send + Sync + Serialize + 'static {}
 
 #[diagnostic::do_not_recommend]
-impl<T: Send + Sync + 'static> Deliver for T {}
+impl<T: Send + Sync + Serialize + 'static> Deliver for T {}

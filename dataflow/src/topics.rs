@@ -1,45 +1,58 @@
 //! The topics a generated pipeline reads and writes, with the bounds their values need.
 //!
 //! `#[pipeline]` goes through these functions, so that a value that cannot cross between
-//! tasks is reported once, in these terms, at the stage that produced it.
+//! tasks is reported once, in these terms, at the stage that produced it. They return boxed
+//! futures, whose types do not mention the value type: the bound is checked at the call only
+//! (not again wherever the future is held), so it is reported once.
 
 use std::future::Future;
 
-use broker::Topic;
-
+use crate::backend::BoxFuture;
 use crate::error::{PipelineError, StartError};
 use crate::runtime::launch::Launch;
 use crate::runtime::output::Output;
+use crate::runtime::port::Port;
 use crate::runtime::task::Task;
+use crate::spec::Binding;
 use crate::stage::{Deliver, Exchange, FanOut};
 
-/// The internal topic of a repartition or merge.
-pub fn internal<T: Exchange>(
+/// Resolves the binding of source or sink `param` on the pipeline's backend.
+pub async fn bind<T: Send + Sync + 'static>(
     launch: &mut Launch,
-    node: &str,
+    param: &'static str,
+    binding: Option<Binding<T>>,
+) -> Result<Port<T>, StartError> {
+    let binding = binding.ok_or(StartError::Unbound { name: param })?;
+    launch.bind(param, binding).await
+}
+
+/// The internal topic of a repartition or merge.
+pub fn internal<'a, T: Exchange>(
+    launch: &'a mut Launch,
+    node: &'a str,
     partitions: u32,
-) -> Result<Topic<T>, StartError> {
-    launch.internal_topic(node, partitions)
+) -> BoxFuture<'a, Result<Port<T>, StartError>> {
+    Box::pin(launch.internal_topic(node, partitions))
 }
 
 /// A buffer for the values a task writes to `topic`.
-pub fn output<T: Deliver>(topic: &Topic<T>) -> Output<T> {
-    Output::new(topic)
+pub async fn output<T: Deliver>(topic: &Port<T>) -> Result<Output<T>, PipelineError> {
+    Output::new(topic).await
 }
 
 /// Starts a segment reading `input`, one task per partition.
-pub fn read<In: Exchange, F, Fut>(
-    launch: &mut Launch,
+pub fn read<'a, In: Exchange, F, Fut>(
+    launch: &'a mut Launch,
     index: usize,
-    input: &Topic<In>,
-    upstream: &[usize],
+    input: &'a Port<In>,
+    upstream: &'a [usize],
     make_task: F,
-) -> Result<(), StartError>
+) -> BoxFuture<'a, Result<(), StartError>>
 where
-    F: Fn(Task<In>) -> Fut,
+    F: Fn(Task<In>) -> Fut + Send + 'a,
     Fut: Future<Output = Result<(), PipelineError>> + Send + 'static,
 {
-    launch.segment(index, input, upstream, make_task)
+    Box::pin(launch.segment(index, input, upstream, make_task))
 }
 
 /// A value sent to another task (a repartition or a merge).

@@ -57,7 +57,6 @@ pub(crate) fn generate(model: &Model, graph: &Graph, errors: &Errors) -> TokenSt
     let docs = function.attrs.iter().filter(|a| a.path().is_ident("doc"));
     let params: Vec<&Ident> = model.params.iter().map(|p| &p.name).collect();
     let types: Vec<&syn::Type> = model.params.iter().map(|p| &p.ty).collect();
-    let param_strs: Vec<String> = params.iter().map(ToString::to_string).collect();
     let setter_docs: Vec<String> = model
         .params
         .iter()
@@ -116,15 +115,15 @@ pub(crate) fn generate(model: &Model, graph: &Graph, errors: &Errors) -> TokenSt
         #[doc = #builder_doc]
         #[must_use = "a pipeline runs only once `start` is called"]
         #vis struct #builder {
-            #(#params: ::core::option::Option<::dataflow::Topic<#types>>,)*
+            #(#params: ::core::option::Option<::dataflow::Binding<#types>>,)*
             __df_options: ::dataflow::PipelineOptions,
         }
 
         impl #builder {
             #(
                 #[doc = #setter_docs]
-                #vis fn #params(mut self, topic: ::dataflow::Topic<#types>) -> Self {
-                    self.#params = ::core::option::Option::Some(topic);
+                #vis fn #params(mut self, topic: impl ::dataflow::IntoBinding<#types>) -> Self {
+                    self.#params = ::core::option::Option::Some(::dataflow::IntoBinding::into_binding(topic));
                     self
                 }
             )*
@@ -135,13 +134,10 @@ pub(crate) fn generate(model: &Model, graph: &Graph, errors: &Errors) -> TokenSt
                 self
             }
 
-            /// Starts the pipeline on the current tokio runtime: one task per partition of
-            /// every segment's input.
+            /// Starts the pipeline on the current tokio runtime, on the backend of its options:
+            /// one task per partition of every segment's input.
             #[allow(unused_mut, unused_variables, unreachable_code, clippy::all)]
-            #vis fn start(self) -> ::core::result::Result<::dataflow::Running, ::dataflow::StartError> {
-                #(
-                    let #params = self.#params.ok_or(::dataflow::StartError::Unbound { name: #param_strs })?;
-                )*
+            #vis async fn start(self) -> ::core::result::Result<::dataflow::Running, ::dataflow::StartError> {
                 #start_body
             }
         }
@@ -224,14 +220,19 @@ fn start_body(model: &Model, graph: &Graph, pipeline: &Ident) -> TokenStream {
         // Spanned at the operator, where a value that cannot cross tasks is reported.
         let span = node.stage.as_ref().map_or(node.span, |s| s.span());
         let create = respan(
-            quote!(::dataflow::topics::internal(&mut __df_launch, #topic_name, #partitions)),
+            quote!(::dataflow::topics::internal(&mut __df_launch, #topic_name, #partitions).await),
             span,
         );
         Some(quote!(let #topic = #create?;))
     });
     let segments = (0..graph.segments.len()).map(|s| segment(model, graph, s));
+    let params: Vec<&Ident> = model.params.iter().map(|p| &p.name).collect();
+    let param_strs: Vec<String> = params.iter().map(ToString::to_string).collect();
     quote! {
-        let mut __df_launch = ::dataflow::__private::Launch::new(#name, #pipeline::graph(), self.__df_options)?;
+        let mut __df_launch = ::dataflow::__private::Launch::new(#name, #pipeline::graph(), self.__df_options).await?;
+        #(
+            let #params = ::dataflow::topics::bind(&mut __df_launch, #param_strs, self.#params).await?;
+        )*
         #(#internal_topics)*
         #(#segments)*
         ::core::result::Result::Ok(__df_launch.finish())
@@ -321,15 +322,16 @@ fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
     };
     // A segment fed by a repartition or a merge is spanned at that operator, where a value that
     // cannot cross tasks is reported.
-    let read = match seg.input {
+    let (read, await_started) = match seg.input {
         Input::Internal { node } => {
             let node = &graph.nodes[node];
-            respan(
-                quote!(::dataflow::topics::read),
-                node.stage.as_ref().map_or(node.span, |s| s.span()),
+            let span = node.stage.as_ref().map_or(node.span, |s| s.span());
+            (
+                respan(quote!(::dataflow::topics::read), span),
+                respan(quote!(.await), span),
             )
         }
-        Input::Source { .. } => quote!(::dataflow::topics::read),
+        Input::Source { .. } => (quote!(::dataflow::topics::read), quote!(.await)),
     };
     let next_batch = match async_head {
         Some(node) => {
@@ -357,15 +359,15 @@ fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
             #read(&mut __df_launch, #s, &#input, &[#(#upstream),*], move |mut __df_task| {
                 #(let #topics = ::core::clone::Clone::clone(&#topics);)*
                 async move {
-                    #(let mut #output_vars = ::dataflow::topics::output(&#topics);)*
+                    #(let mut #output_vars = ::dataflow::topics::output(&#topics).await?;)*
                     #(#preludes)*
                     while #next_batch {
                         #(__df_task.flush(&mut #output_vars).await?;)*
                         __df_task.commit().await?;
                     }
-                    ::core::result::Result::<(), ::dataflow::PipelineError>::Ok(())
+                    __df_task.end().await
                 }
-            })?;
+            }) #await_started ?;
         }
     }
 }

@@ -7,15 +7,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use broker::{Broker, Overflow, Topic, TopicConfig};
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backend::{Connection, TopicReader};
 use crate::dead_letter::DeadLetter;
 use crate::error::{PipelineError, StartError};
 use crate::graph::Graph;
 use crate::metrics::{Metrics, Registry};
-use crate::options::PipelineOptions;
-use crate::runtime::task::{Mode, Task, TaskSetup};
+use crate::options::{BackendChoice, PipelineOptions};
+use crate::runtime::port::{Port, RemotePort};
+use crate::runtime::task::{Membership, Mode, Task, TaskSetup};
+use crate::spec::{Binding, TopicSpec};
 use crate::stage::Exchange;
 
 /// A task's future, made when its segment is declared and spawned when the pipeline starts.
@@ -34,7 +38,12 @@ pub struct Launch {
     name: &'static str,
     graph: Graph,
     options: PipelineOptions,
+    connection: Connection,
+    /// The embedded broker: the backend's, or (on a remote backend) a private one for the
+    /// dead letters.
     broker: Broker,
+    /// Whether the internal topics are the pipeline's own (a private embedded broker).
+    private: bool,
     runtime: tokio::runtime::Handle,
     dead_letters: Topic<DeadLetter>,
     registry: Arc<Registry>,
@@ -47,14 +56,23 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Prepares pipeline `name` with its compiled graph.
-    pub fn new(
+    /// Prepares pipeline `name` with its compiled graph, connected to its backend.
+    pub async fn new(
         name: &'static str,
         graph: Graph,
         options: PipelineOptions,
     ) -> Result<Self, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        let broker = options.broker.clone().unwrap_or_default();
+        let (connection, private) = match &options.backend {
+            None => (Connection::mem(&Broker::new()), true),
+            Some(BackendChoice::Url(url)) => {
+                let connection = Connection::open(url).await?;
+                let private = connection.broker().is_some();
+                (connection, private)
+            }
+            Some(BackendChoice::Connection(connection)) => (connection.clone(), false),
+        };
+        let broker = connection.broker().cloned().unwrap_or_default();
         let dead_letters = match &options.dead_letters {
             Some(topic) => topic.clone(),
             None => broker.internal_topic::<DeadLetter>(
@@ -66,7 +84,9 @@ impl Launch {
             name,
             graph,
             options,
+            connection,
             broker,
+            private,
             runtime,
             dead_letters,
             registry: Arc::default(),
@@ -76,24 +96,75 @@ impl Launch {
         })
     }
 
+    /// Resolves the binding of source or sink `param` on the backend.
+    pub async fn bind<T: Send + Sync + 'static>(
+        &mut self,
+        param: &'static str,
+        binding: Binding<T>,
+    ) -> Result<Port<T>, StartError> {
+        match (binding, self.connection.remote_backend()) {
+            (Binding::Topic(topic), None) => Ok(Port::Mem(topic)),
+            (Binding::Topic(_), Some(backend)) => Err(StartError::EmbeddedTopic {
+                name: param,
+                backend: backend.scheme(),
+            }),
+            (Binding::Named(spec), None) => Ok(Port::Mem(crate::backend::connection::mem_topic(
+                &self.broker,
+                &spec,
+            )?)),
+            (Binding::Named(spec), Some(_)) => self.remote_port(spec).await,
+        }
+    }
+
+    /// The remote topic `spec`, created if it does not exist.
+    fn remote_port<T>(
+        &self,
+        spec: TopicSpec,
+    ) -> impl Future<Output = Result<Port<T>, StartError>> + Send + 'static {
+        let backend = self
+            .connection
+            .remote_backend()
+            .expect("called on remote backends only")
+            .clone();
+        let codec = spec.codec.unwrap_or(self.options.codec);
+        async move {
+            let partitions = backend
+                .ensure_topic(&spec.name, spec.partitions.unwrap_or(1))
+                .await?;
+            Ok(Port::Remote(RemotePort {
+                backend,
+                name: spec.name,
+                partitions,
+                codec,
+            }))
+        }
+    }
+
     /// The internal topic that joins two segments at node `node`, with `partitions`
-    /// partitions, bounded (producers into it wait: backpressure).
-    pub fn internal_topic<T: Exchange>(
+    /// partitions. On the embedded broker it is bounded (producers into it wait:
+    /// backpressure); on a remote backend it is a topic named `{group prefix}.{node}.internal`.
+    pub async fn internal_topic<T: Exchange>(
         &mut self,
         node: &str,
         partitions: u32,
-    ) -> Result<Topic<T>, StartError> {
+    ) -> Result<Port<T>, StartError> {
+        if self.connection.remote_backend().is_some() {
+            let name = format!("{}.{node}.internal", self.group_prefix());
+            return self
+                .remote_port(TopicSpec::new(name).partitions(partitions))
+                .await;
+        }
         let config = TopicConfig::new()
             .partitions(partitions)
             .capacity(self.options.internal_capacity, Overflow::Block);
         let topic = self
             .broker
             .internal_topic::<T>(&format!("__{}.{node}", self.group_prefix()), config)?;
-        if self.options.broker.is_none() {
+        if self.private {
             let closer = topic.clone();
             self.close_internal.push(Box::new(move || closer.close()));
         }
-        Ok(topic)
+        Ok(Port::Mem(topic))
     }
 
     fn group_prefix(&self) -> String {
@@ -107,10 +178,10 @@ impl Launch {
     /// partition of `input`, each made by `make_task`, all members of one consumer group so
     /// that a restart resumes from the committed offsets. The tasks start in
     /// [`finish`](Self::finish).
-    pub fn segment<In, F, Fut>(
+    pub async fn segment<In, F, Fut>(
         &mut self,
         index: usize,
-        input: &Topic<In>,
+        input: &Port<In>,
         upstream: &[usize],
         make_task: F,
     ) -> Result<(), StartError>
@@ -120,11 +191,8 @@ impl Launch {
         Fut: Future<Output = Result<(), PipelineError>> + Send + 'static,
     {
         debug_assert_eq!(index, self.segments.len(), "segments start in order");
-        let group = input.group(&format!("{}.segment-{index}", self.group_prefix()))?;
-        // Join every member before any reads, so the assignment is final (one partition
-        // each) before the first record is read.
-        let mut members: Vec<_> = (0..input.partitions()).map(|_| group.join()).collect();
-        members.iter_mut().for_each(|m| m.refresh());
+        let group_name = format!("{}.segment-{index}", self.group_prefix());
+        let members = members(input, &group_name).await?;
         let (signal, receiver) = watch::channel(Mode::Run);
         let pending = members
             .into_iter()
@@ -176,6 +244,7 @@ impl Launch {
         }
         Running {
             graph: self.graph,
+            connection: self.connection,
             broker: self.broker,
             dead_letters: self.dead_letters,
             registry: self.registry,
@@ -193,6 +262,7 @@ impl Launch {
 /// a shutdown asks its tasks to stop after their current batch.
 pub struct Running {
     graph: Graph,
+    connection: Connection,
     broker: Broker,
     dead_letters: Topic<DeadLetter>,
     registry: Arc<Registry>,
@@ -235,9 +305,15 @@ impl Running {
         self.dead_letters.clone()
     }
 
-    /// The broker holding the internal topics.
+    /// The embedded broker: the one holding the internal topics, or on a remote backend the
+    /// private one holding the dead letters.
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// The backend the pipeline runs on.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
     }
 
     /// Stops intake, drains every segment, commits, and returns the final metrics.
@@ -276,6 +352,38 @@ impl Drop for Running {
     fn drop(&mut self) {
         for segment in &self.segments {
             segment.signal.send_replace(Mode::Stop);
+        }
+    }
+}
+
+/// One member of group `group` of `input` per partition, all joined before any reads, so that
+/// on the embedded broker the assignment is final (one partition each) before the first
+/// record is read.
+async fn members<In>(input: &Port<In>, group: &str) -> Result<Vec<Membership<In>>, StartError>
+where
+    In: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    match input {
+        Port::Mem(topic) => {
+            let group = topic.group(group)?;
+            let mut members: Vec<_> = (0..topic.partitions()).map(|_| group.join()).collect();
+            members.iter_mut().for_each(|m| m.refresh());
+            Ok(members.into_iter().map(Membership::Mem).collect())
+        }
+        Port::Remote(remote) => {
+            let mut members = Vec::new();
+            for _ in 0..remote.partitions {
+                let member = remote
+                    .backend
+                    .join(&remote.name, group, remote.partitions)
+                    .await?;
+                members.push(Membership::Remote(TopicReader::remote(
+                    &remote.name,
+                    member,
+                    remote.codec,
+                )));
+            }
+            Ok(members)
         }
     }
 }

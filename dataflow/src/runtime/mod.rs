@@ -2,4 +2,5 @@
 
 pub(crate) mod launch;
 pub(crate) mod output;
+pub(crate) mod port;
 pub(crate) mod task;

@@ -4,8 +4,10 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use broker::{Producer, SendError, Topic};
 
+use crate::backend::{BackendError, BoxFuture, TopicProducer};
 use crate::error::PipelineError;
-use crate::stage::Key;
+use crate::runtime::port::Port;
+use crate::stage::{Deliver, Key};
 
 /// The partition of `key` among `partitions`: a fixed hash, so that every task and every run
 /// of a build agree.
@@ -20,19 +22,71 @@ pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {
 
 /// Values bound for one topic, buffered during a batch.
 pub struct Output<T> {
-    producer: Producer<T>,
+    sender: Sender<T>,
     topic: String,
     partitions: u32,
     buffer: Vec<(u32, T)>,
 }
 
+enum Sender<T> {
+    Mem(Producer<T>),
+    Remote(Box<dyn RemoteOutput<T>>),
+}
+
+/// A remote producer, as a trait object made where `T: Serialize` is known.
+trait RemoteOutput<T>: Send {
+    /// Encodes `values` (before anything is sent) and appends them to `partition`.
+    fn send(
+        &mut self,
+        partition: u32,
+        values: &mut dyn Iterator<Item = T>,
+    ) -> BoxFuture<'_, Result<(), BackendError>>;
+}
+
+/// Encoded and waiting to be sent.
+struct Encoding<T> {
+    producer: TopicProducer<T>,
+}
+
+impl<T: Deliver> RemoteOutput<T> for Encoding<T> {
+    fn send(
+        &mut self,
+        partition: u32,
+        values: &mut dyn Iterator<Item = T>,
+    ) -> BoxFuture<'_, Result<(), BackendError>> {
+        let encoded = self.producer.encode(values);
+        Box::pin(async move { self.producer.send_encoded(partition, encoded?).await })
+    }
+}
+
 impl<T: Send + Sync + 'static> Output<T> {
-    pub(crate) fn new(topic: &Topic<T>) -> Self {
+    /// An output to an embedded topic.
+    pub(crate) fn mem(topic: &Topic<T>) -> Self {
         Self {
-            producer: topic.producer(),
+            sender: Sender::Mem(topic.producer()),
             topic: topic.name().to_owned(),
             partitions: topic.partitions(),
             buffer: Vec::new(),
+        }
+    }
+}
+
+impl<T: Deliver> Output<T> {
+    /// An output to `port`, on whichever backend it lives.
+    pub(crate) async fn new(port: &Port<T>) -> Result<Self, PipelineError> {
+        match port {
+            Port::Mem(topic) => Ok(Self::mem(topic)),
+            Port::Remote(remote) => {
+                let producer = remote.backend.producer(&remote.name).await?;
+                let producer =
+                    TopicProducer::remote(&remote.name, remote.partitions, producer, remote.codec);
+                Ok(Self {
+                    sender: Sender::Remote(Box::new(Encoding { producer })),
+                    topic: remote.name.clone(),
+                    partitions: remote.partitions,
+                    buffer: Vec::new(),
+                })
+            }
         }
     }
 }
@@ -67,15 +121,31 @@ impl<T> Output<T> {
                 .iter()
                 .position(|(p, _)| *p != partition)
                 .unwrap_or(self.buffer.len());
-            let values = self.buffer.drain(..run).map(|(_, value)| value);
-            if let Err(err) = self.producer.send_batch(partition, values).await {
+            let sent = match &mut self.sender {
+                Sender::Mem(producer) => {
+                    let values = self.buffer.drain(..run).map(|(_, value)| value);
+                    producer
+                        .send_batch(partition, values)
+                        .await
+                        .map_err(|err| match err {
+                            SendError::Closed(_) => PipelineError::OutputClosed {
+                                topic: self.topic.clone(),
+                            },
+                            _ => unreachable!("partitions come from the topic itself"),
+                        })
+                        .map(drop)
+                }
+                Sender::Remote(sender) => {
+                    let mut values = self.buffer.drain(..run).map(|(_, value)| value);
+                    sender
+                        .send(partition, &mut values)
+                        .await
+                        .map_err(PipelineError::from)
+                }
+            };
+            if let Err(err) = sent {
                 self.buffer.clear();
-                return Err(match err {
-                    SendError::Closed(_) => PipelineError::OutputClosed {
-                        topic: self.topic.clone(),
-                    },
-                    _ => unreachable!("partitions come from the topic itself"),
-                });
+                return Err(err);
             }
         }
         Ok(total)

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use broker::{GroupMember, Position, Record, RecvError, Topic, TryRecvError};
 use tokio::sync::watch;
 
+use crate::backend::{BackendError, BoxFuture, POLL_WAIT, Received, TopicReader, Undecodable};
+
 use crate::dead_letter::DeadLetter;
 use crate::error::PipelineError;
 use crate::graph::Graph;
@@ -100,13 +102,57 @@ impl Cx<'_> {
     }
 }
 
-/// One task of a segment: owns one partition of the segment's input topic.
+/// One task of a segment: owns one partition of the segment's input topic (on a remote
+/// backend, whichever partitions the group gives it).
 pub struct Task<In> {
-    member: GroupMember<In>,
+    input: Input<In>,
     state: TaskState,
     /// Boxes an input value for a dead letter; made where `In: Exchange` is known, so that the
     /// task's methods need only `In: Clone`.
     erase: fn(&In) -> Arc<dyn Any + Send + Sync>,
+}
+
+/// Where a task reads.
+pub(super) enum Input<In> {
+    Mem(GroupMember<In>),
+    Remote(Box<dyn RemoteInput<In>>),
+}
+
+/// A remote reader, as a trait object made where `In`'s codec bounds are known (so that the
+/// task's methods need only `In: Clone`).
+pub(super) trait RemoteInput<In>: Send {
+    fn recv_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Received<In>>, BackendError>>;
+    fn commit(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;
+    fn leave(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;
+}
+
+impl<In: Exchange> RemoteInput<In> for Option<TopicReader<In>> {
+    fn recv_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Received<In>>, BackendError>> {
+        Box::pin(async move {
+            match self {
+                Some(reader) => reader.recv_batch(max, POLL_WAIT).await,
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn commit(&mut self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            match self {
+                Some(reader) => reader.commit().await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn leave(&mut self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            match self.take() {
+                Some(reader) => reader.leave().await,
+                None => Ok(()),
+            }
+        })
+    }
 }
 
 struct TaskState {
@@ -127,6 +173,8 @@ struct TaskState {
     /// partition, so this is usually one entry, updated in place).
     processed: Vec<Position>,
     finished: bool,
+    /// A read error on a remote backend: the task ends, and [`Task::end`] returns it.
+    error: Option<PipelineError>,
 }
 
 pub(crate) struct TaskSetup {
@@ -138,6 +186,12 @@ pub(crate) struct TaskSetup {
     pub(crate) sample_every: u32,
     pub(crate) latency: bool,
     pub(crate) dead_letters: Topic<DeadLetter>,
+}
+
+/// What a task reads: one member of its segment's consumer group.
+pub(crate) enum Membership<In> {
+    Mem(GroupMember<In>),
+    Remote(TopicReader<In>),
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {
@@ -155,10 +209,14 @@ fn erase<In: Exchange>(value: &In) -> Arc<dyn Any + Send + Sync> {
 }
 
 impl<In: Exchange> Task<In> {
-    pub(crate) fn new(member: GroupMember<In>, topic: &str, setup: TaskSetup) -> Self {
+    pub(crate) fn new(member: Membership<In>, topic: &str, setup: TaskSetup) -> Self {
+        let input = match member {
+            Membership::Mem(member) => Input::Mem(member),
+            Membership::Remote(reader) => Input::Remote(Box::new(Some(reader))),
+        };
         Self {
             erase: erase::<In>,
-            member,
+            input,
             state: TaskState {
                 pipeline: setup.pipeline,
                 graph: setup.graph,
@@ -172,9 +230,10 @@ impl<In: Exchange> Task<In> {
                 until_sample: 0,
                 clock: quanta::Clock::new(),
                 failures: Vec::new(),
-                dead: Output::new(&setup.dead_letters),
+                dead: Output::mem(&setup.dead_letters),
                 processed: Vec::new(),
                 finished: false,
+                error: None,
             },
         }
     }
@@ -188,7 +247,7 @@ impl<In: Clone> Task<In> {
         F: FnMut(In, &mut Cx<'_>),
     {
         let Self {
-            member,
+            input,
             state,
             erase,
         } = self;
@@ -196,6 +255,12 @@ impl<In: Clone> Task<In> {
         if state.finished {
             return false;
         }
+        let member = match input {
+            Input::Mem(member) => member,
+            Input::Remote(reader) => {
+                return state.next_remote(&mut **reader, erase, &mut stages).await;
+            }
+        };
         loop {
             match state.mode {
                 Mode::Stop => {
@@ -248,10 +313,34 @@ impl<In: Clone> Task<In> {
     /// every output was flushed: outputs first, then the commit (at-least-once).
     pub async fn commit(&mut self) -> Result<(), PipelineError> {
         self.state.dead.flush().await?;
-        for position in self.state.processed.drain(..) {
-            self.member.commit(position)?;
+        match &mut self.input {
+            Input::Mem(member) => {
+                for position in self.state.processed.drain(..) {
+                    member.commit(position)?;
+                }
+            }
+            Input::Remote(reader) => {
+                self.state.processed.clear();
+                reader.commit().await?;
+            }
         }
         Ok(())
+    }
+
+    /// Ends the task: leaves its group (a remote group hands its partitions over at once)
+    /// and returns the error that ended the reads, if any.
+    pub async fn end(mut self) -> Result<(), PipelineError> {
+        if let Input::Remote(reader) = &mut self.input {
+            let left = reader.leave().await;
+            if let Some(err) = self.state.error.take() {
+                return Err(err);
+            }
+            left?;
+        }
+        match self.state.error.take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
     }
 }
 
@@ -262,6 +351,93 @@ fn lock(metrics: &Mutex<TaskMetrics>) -> std::sync::MutexGuard<'_, TaskMetrics> 
 }
 
 impl TaskState {
+    /// Waits for a batch from a remote backend, polling briefly so that a stop is seen soon;
+    /// `None` once the task must end.
+    async fn poll_remote<In>(
+        &mut self,
+        reader: &mut dyn RemoteInput<In>,
+    ) -> Option<Vec<Received<In>>> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            match self.signal.has_changed() {
+                Ok(true) => self.mode = *self.signal.borrow_and_update(),
+                Ok(false) => {}
+                Err(_) => self.mode = Mode::Stop,
+            }
+            if self.mode == Mode::Stop {
+                self.finished = true;
+                return None;
+            }
+            match reader.recv_batch(self.batch).await {
+                Ok(batch) if batch.is_empty() => {
+                    if self.mode == Mode::Drain {
+                        self.finished = true;
+                        return None;
+                    }
+                }
+                Ok(batch) => return Some(batch),
+                Err(err) => {
+                    self.error = Some(err.into());
+                    self.finished = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// A payload that did not decode: a dead letter of the `decode` step.
+    fn undecodable(&mut self, position: Position, undecodable: Undecodable) {
+        let letter = DeadLetter {
+            pipeline: self.pipeline,
+            stage: "decode",
+            error: undecodable.error.to_string(),
+            panicked: false,
+            topic: self.topic.clone(),
+            position,
+            value: Arc::new(undecodable.payload),
+            value_type: "Vec<u8>",
+        };
+        self.dead.push(position.partition, letter);
+        self.state_processed(position);
+    }
+
+    /// [`Task::next_batch`] on a remote backend.
+    async fn next_remote<In: Clone, F>(
+        &mut self,
+        reader: &mut dyn RemoteInput<In>,
+        erase: Erase<In>,
+        stages: &mut F,
+    ) -> bool
+    where
+        F: FnMut(In, &mut Cx<'_>),
+    {
+        let Some(batch) = self.poll_remote(reader).await else {
+            return false;
+        };
+        let metrics = Arc::clone(&self.metrics);
+        let mut guard = lock(&metrics);
+        for record in batch {
+            match record.value {
+                Ok(value) => {
+                    // Kept for a dead letter: a remote record cannot be read again.
+                    let copy = value.clone();
+                    self.process_value(
+                        &mut guard,
+                        value,
+                        record.position,
+                        record.timestamp_nanos,
+                        stages,
+                        || (erase(&copy), std::any::type_name::<In>()),
+                    );
+                }
+                Err(undecodable) => self.undecodable(record.position, undecodable),
+            }
+        }
+        true
+    }
+
     fn process_one<In: Clone, F>(
         &mut self,
         record: &Record<'_, In>,
@@ -303,8 +479,31 @@ impl TaskState {
     ) where
         F: FnMut(In, &mut Cx<'_>),
     {
+        // The dead letter carries the input record, read again from the log.
+        self.process_value(
+            metrics,
+            record.value().clone(),
+            record.position(),
+            record.timestamp_nanos(),
+            stages,
+            || (erase(record.value()), std::any::type_name::<In>()),
+        );
+    }
+
+    /// Runs the stages on `value` (read at `position`); `input` gives the value again, boxed,
+    /// for a dead letter.
+    fn process_value<In, F>(
+        &mut self,
+        metrics: &mut TaskMetrics,
+        value: In,
+        position: Position,
+        timestamp: u64,
+        stages: &mut F,
+        input: impl FnOnce() -> (Arc<dyn Any + Send + Sync>, &'static str),
+    ) where
+        F: FnMut(In, &mut Cx<'_>),
+    {
         let sampled = self.next_sampled();
-        let position = record.position();
         let mut cx = Cx {
             metrics,
             failures: &mut self.failures,
@@ -312,9 +511,8 @@ impl TaskState {
             sampled,
             node: 0,
             partition: position.partition,
-            source_timestamp: record.timestamp_nanos(),
+            source_timestamp: timestamp,
         };
-        let value = record.value().clone();
         let outcome = catch_unwind(AssertUnwindSafe(|| stages(value, &mut cx)));
         if let Err(panic) = outcome {
             let node = cx.node;
@@ -326,8 +524,8 @@ impl TaskState {
             });
         }
         if !self.failures.is_empty() {
-            // The dead letter carries the input record, read again from the log.
-            self.dead_letters(position, erase(record.value()), std::any::type_name::<In>());
+            let (value, value_type) = input();
+            self.dead_letters(position, value, value_type);
         }
         self.state_processed(position);
     }

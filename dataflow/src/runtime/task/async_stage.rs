@@ -8,7 +8,7 @@ use broker::{Position, RecvError, TryRecvError};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
 
-use super::{Cx, Erase, Failure, Mode, Task, lock, panic_message};
+use super::{Cx, Erase, Failure, Input, Mode, Task, lock, panic_message};
 
 /// A record read for an async batch, owned.
 struct Read<In> {
@@ -141,10 +141,27 @@ impl<In: Clone> Task<In> {
 
     /// Waits for records and reads up to a batch of them, owned; `None` once the task must end.
     async fn read_batch(&mut self) -> Option<Vec<Read<In>>> {
-        let Self { member, state, .. } = self;
+        let Self { input, state, .. } = self;
         if state.finished {
             return None;
         }
+        let member = match input {
+            Input::Mem(member) => member,
+            Input::Remote(reader) => {
+                let mut batch = Vec::new();
+                for record in state.poll_remote(&mut **reader).await? {
+                    match record.value {
+                        Ok(value) => batch.push(Read {
+                            value,
+                            position: record.position,
+                            timestamp: record.timestamp_nanos,
+                        }),
+                        Err(undecodable) => state.undecodable(record.position, undecodable),
+                    }
+                }
+                return Some(batch);
+            }
+        };
         let owned = |record: &broker::Record<'_, In>| Read {
             value: record.value().clone(),
             position: record.position(),

@@ -1,6 +1,6 @@
 use dataflow::{pipeline, Sink, Source};
 
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Point {
     x: f64,
 }

@@ -1,0 +1,469 @@
+//! The Redis Streams bridge (`redis://host:port[/db]`, cargo feature `redis`).
+//!
+//! How Kafka's model maps onto Redis:
+//!
+//! - partition `p` of topic `t` is the stream `t:p`; each entry holds one record in the field
+//!   `payload` (so `redis-cli XADD t:0 '*' payload '{"user":1}'` feeds a JSON topic);
+//! - the topic's partition count is kept in the hash `dataflow:topic:t`;
+//! - a consumer group is a Redis consumer group on every stream of the topic; a member reads
+//!   only the partitions it is assigned (live members, sorted, share partitions round-robin),
+//!   each guarded by a lease key that expires if the member dies;
+//! - commit is `XACK` of every entry up to the committed one; a member that takes a
+//!   partition over first moves the previous owner's pending entries to itself
+//!   (`XAUTOCLAIM`) and reads them again before new ones;
+//! - retention: `max_len=N` (`XADD ... MAXLEN ~ N`) or `max_age_ms=N` (`MINID ~`) URL
+//!   parameters;
+//! - connections are re-established with capped, jittered backoff; an authentication or
+//!   permission error is fatal at once.
+//!
+//! Blocking reads (`XREADGROUP ... BLOCK`) use a connection of their own whose response
+//! timeout is longer than the block time (the client's default of 500 ms would cut them).
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisError, Value};
+
+use super::url::Scheme;
+use super::{BackendError, BackendUrl, BoxFuture, RemoteBackend, RemoteMember, RemoteProducer};
+
+mod member;
+
+use member::RedisMember;
+
+const BACKEND: &str = "redis";
+
+/// How long a lost connection is retried before the operation fails.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+/// How long `connect` waits for a first answer.
+const CONNECT_FOR: Duration = Duration::from_secs(5);
+/// Backoff between reconnection attempts: doubles from the first to the cap, with jitter.
+const BACKOFF_FIRST: Duration = Duration::from_millis(20);
+const BACKOFF_CAP: Duration = Duration::from_secs(1);
+/// Response timeout of the command connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings read from the URL's parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// `MAXLEN ~ n` on every append.
+    max_len: Option<u64>,
+    /// `MINID ~ (now - age)` on every append.
+    max_age: Option<Duration>,
+    /// A member whose heartbeat is older than this is dead; its leases expire after it.
+    lease: Duration,
+}
+
+/// A Redis server holding topics as streams.
+pub struct RedisBackend {
+    client: Client,
+    endpoint: String,
+    settings: Settings,
+    link: tokio::sync::Mutex<Link>,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("endpoint", &self.endpoint)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// Connects to the server `url` names and checks the credentials (a `PING`). Fails fast:
+    /// bad credentials at once, an unreachable server after a few seconds.
+    pub async fn connect(url: BackendUrl) -> Result<Self, BackendError> {
+        if url.scheme == Scheme::Rediss {
+            return Err(BackendError::Tls {
+                backend: BACKEND,
+                message: "TLS to Redis (rediss://) is not built into this version yet".into(),
+            });
+        }
+        let endpoint = url.hosts[0].clone();
+        let (host, port) = endpoint
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| BackendError::InvalidUrl {
+                url: url.to_string(),
+                reason: "expected host:port".into(),
+            })?;
+        let db = if url.path.is_empty() {
+            0
+        } else {
+            url.path
+                .parse::<i64>()
+                .map_err(|_| BackendError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: format!("`{}` is not a database number", url.path),
+                })?
+        };
+        let info = ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map_err(|e| server(&e))?;
+        let mut redis = info.redis_settings().clone().set_db(db);
+        if let Some(user) = &url.username {
+            redis = redis.set_username(user);
+        }
+        if let Some(password) = &url.password {
+            redis = redis.set_password(password.expose());
+        }
+        let client = Client::open(info.set_redis_settings(redis)).map_err(|e| server(&e))?;
+        let number = |key: &str| -> Result<Option<u64>, BackendError> {
+            url.param(key)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| BackendError::InvalidUrl {
+                        url: url.to_string(),
+                        reason: format!("`{key}={v}` is not a number"),
+                    })
+                })
+                .transpose()
+        };
+        let settings = Settings {
+            max_len: number("max_len")?,
+            max_age: number("max_age_ms")?.map(Duration::from_millis),
+            lease: number("lease_ms")?.map_or(Duration::from_secs(5), Duration::from_millis),
+        };
+        let mut link = Link::new(client.clone(), endpoint.clone(), RESPONSE_TIMEOUT);
+        link.connect_within(CONNECT_FOR).await?;
+        let _: String = link.query(&redis::cmd("PING")).await?;
+        Ok(Self {
+            client,
+            endpoint,
+            settings,
+            link: tokio::sync::Mutex::new(link),
+        })
+    }
+
+    fn link(&self, response_timeout: Duration) -> Link {
+        Link::new(self.client.clone(), self.endpoint.clone(), response_timeout)
+    }
+}
+
+/// The stream of partition `partition` of `topic`.
+pub(crate) fn stream_key(topic: &str, partition: u32) -> String {
+    format!("{topic}:{partition}")
+}
+
+impl RemoteBackend for RedisBackend {
+    fn scheme(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn ensure_topic<'a>(
+        &'a self,
+        topic: &'a str,
+        partitions: u32,
+    ) -> BoxFuture<'a, Result<u32, BackendError>> {
+        Box::pin(async move {
+            let key = format!("dataflow:topic:{topic}");
+            let mut link = self.link.lock().await;
+            let _: i64 = link
+                .query(
+                    redis::cmd("HSETNX")
+                        .arg(&key)
+                        .arg("partitions")
+                        .arg(partitions.max(1)),
+                )
+                .await?;
+            let existing: u32 = link
+                .query(redis::cmd("HGET").arg(&key).arg("partitions"))
+                .await?;
+            Ok(existing.max(1))
+        })
+    }
+
+    fn producer<'a>(
+        &'a self,
+        _topic: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn RemoteProducer>, BackendError>> {
+        Box::pin(async move {
+            let producer = RedisProducer {
+                topic: _topic.to_owned(),
+                link: self.link(RESPONSE_TIMEOUT),
+                settings: self.settings,
+            };
+            Ok(Box::new(producer) as Box<dyn RemoteProducer>)
+        })
+    }
+
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+        partitions: u32,
+    ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
+        Box::pin(async move {
+            let commands = self.link(RESPONSE_TIMEOUT);
+            // Longer than any BLOCK this member asks for (see the module docs).
+            let blocking = self.link(super::POLL_WAIT * 4 + RESPONSE_TIMEOUT);
+            let member = RedisMember::join(
+                topic,
+                group,
+                partitions,
+                commands,
+                blocking,
+                self.settings.lease,
+            )
+            .await?;
+            Ok(Box::new(member) as Box<dyn RemoteMember>)
+        })
+    }
+}
+
+/// Appends to the streams of one topic, a pipelined `XADD` per batch.
+struct RedisProducer {
+    topic: String,
+    link: Link,
+    settings: Settings,
+}
+
+impl RemoteProducer for RedisProducer {
+    fn send<'a>(
+        &'a mut self,
+        partition: u32,
+        payloads: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let key = stream_key(&self.topic, partition);
+            let mut pipe = redis::pipe();
+            let min_id = self.settings.max_age.map(|age| {
+                let now = now_millis();
+                now.saturating_sub(age.as_millis() as u64)
+            });
+            for payload in payloads {
+                let cmd = pipe.cmd("XADD").arg(&key);
+                if let Some(max_len) = self.settings.max_len {
+                    cmd.arg("MAXLEN").arg("~").arg(max_len);
+                } else if let Some(min_id) = min_id {
+                    cmd.arg("MINID").arg("~").arg(min_id);
+                }
+                cmd.arg("*").arg("payload").arg(payload.as_slice()).ignore();
+            }
+            self.link.query_pipe(&pipe).await
+        })
+    }
+}
+
+pub(crate) fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One connection, re-established on demand: queries retry a lost connection with capped,
+/// jittered backoff for [`RECONNECT_FOR`], and fail at once on anything else.
+pub(crate) struct Link {
+    client: Client,
+    endpoint: String,
+    response_timeout: Duration,
+    connection: Option<MultiplexedConnection>,
+}
+
+impl Link {
+    fn new(client: Client, endpoint: String, response_timeout: Duration) -> Self {
+        Self {
+            client,
+            endpoint,
+            response_timeout,
+            connection: None,
+        }
+    }
+
+    async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RedisError> {
+        if self.connection.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(self.response_timeout));
+            let connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("set above"))
+    }
+
+    /// Connects, retrying a refused or dropped connection for `within`.
+    async fn connect_within(&mut self, within: Duration) -> Result<(), BackendError> {
+        self.query_within::<String>(&redis::cmd("PING"), within)
+            .await
+            .map(drop)
+    }
+
+    /// Runs `cmd`, reconnecting as needed.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, BackendError> {
+        self.query_within(cmd, RECONNECT_FOR).await
+    }
+
+    async fn query_within<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        within: Duration,
+    ) -> Result<T, BackendError> {
+        let mut retry = Retry::new(within);
+        loop {
+            let result = match self.connection().await {
+                Ok(connection) => cmd.query_async(connection).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(err) => self.recover(err, &mut retry).await?,
+            }
+        }
+    }
+
+    /// Runs `cmd` with no retry (a read whose loss would be silent must not be repeated).
+    pub(crate) async fn query_once<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, BackendError> {
+        let result = match self.connection().await {
+            Ok(connection) => cmd.query_async(connection).await,
+            Err(err) => Err(err),
+        };
+        result.map_err(|err| {
+            if is_connection_error(&err) {
+                self.connection = None;
+            }
+            classify(&err, &self.endpoint)
+        })
+    }
+
+    /// Runs `pipe`, reconnecting as needed.
+    pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<(), BackendError> {
+        let mut retry = Retry::new(RECONNECT_FOR);
+        loop {
+            let result = match self.connection().await {
+                Ok(connection) => pipe.query_async::<()>(connection).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(err) => self.recover(err, &mut retry).await?,
+            }
+        }
+    }
+
+    /// After `err`: waits before the next attempt if the connection was lost and time
+    /// remains; otherwise returns the error.
+    async fn recover(&mut self, err: RedisError, retry: &mut Retry) -> Result<(), BackendError> {
+        if !is_connection_error(&err) {
+            return Err(classify(&err, &self.endpoint));
+        }
+        self.connection = None;
+        if tokio::time::Instant::now() + retry.backoff > retry.deadline {
+            return Err(classify(&err, &self.endpoint));
+        }
+        // Jitter on the upper half: processes that lost the server together do not come
+        // back in step.
+        let jitter = rand::random_range(0.5..=1.0);
+        tokio::time::sleep(retry.backoff.mul_f64(jitter)).await;
+        retry.backoff = (retry.backoff * 2).min(BACKOFF_CAP);
+        Ok(())
+    }
+}
+
+/// The state of one operation's retries.
+struct Retry {
+    deadline: tokio::time::Instant,
+    backoff: Duration,
+}
+
+impl Retry {
+    fn new(within: Duration) -> Self {
+        Self {
+            deadline: tokio::time::Instant::now() + within,
+            backoff: BACKOFF_FIRST,
+        }
+    }
+}
+
+fn is_connection_error(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || err.code() == Some("LOADING")
+}
+
+/// Our error for a Redis error: authentication and permission errors are [`BackendError::Auth`]
+/// (fatal); lost connections are [`BackendError::Unreachable`].
+fn classify(err: &RedisError, endpoint: &str) -> BackendError {
+    if matches!(err.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+        || matches!(
+            err.kind(),
+            redis::ErrorKind::AuthenticationFailed
+                | redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+        )
+    {
+        return BackendError::Auth {
+            backend: BACKEND,
+            message: err.to_string(),
+        };
+    }
+    if is_connection_error(err) {
+        let mut message = err.to_string();
+        if err.is_connection_dropped() || (err.is_io_error() && !err.is_connection_refusal()) {
+            message.push_str(
+                " (if the server requires TLS, connect with rediss://; plaintext is refused)",
+            );
+        }
+        return BackendError::Unreachable {
+            backend: BACKEND,
+            endpoint: endpoint.to_owned(),
+            message,
+        };
+    }
+    server(err)
+}
+
+fn server(err: &RedisError) -> BackendError {
+    BackendError::Server {
+        backend: BACKEND,
+        message: err.to_string(),
+    }
+}
+
+/// Entry id `ms-seq` as one ordered `u64`: `ms << 20 | seq`.
+pub(crate) fn id_to_offset(id: &str) -> Option<u64> {
+    let (ms, seq) = id.split_once('-')?;
+    let (ms, seq) = (ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?);
+    (ms < 1 << 43 && seq < 1 << 20).then_some(ms << 20 | seq)
+}
+
+/// The entry id of an offset made by [`id_to_offset`].
+pub(crate) fn offset_to_id(offset: u64) -> String {
+    format!("{}-{}", offset >> 20, offset & ((1 << 20) - 1))
+}
+
+/// The bytes of a bulk string (or of a simple string).
+pub(crate) fn bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_round_trip_in_order() {
+        let a = id_to_offset("1700000000000-0").unwrap();
+        let b = id_to_offset("1700000000000-7").unwrap();
+        let c = id_to_offset("1700000000001-0").unwrap();
+        assert!(a < b && b < c);
+        assert_eq!(offset_to_id(b), "1700000000000-7");
+        assert_eq!(id_to_offset("nonsense"), None);
+        assert_eq!(id_to_offset("1-99999999"), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! Typed producers and readers of a topic on any backend: what examples, tests and other
+//! services use to feed a pipeline's sources and read its sinks, whatever the backend.
+
+use std::hash::Hash;
+use std::time::Duration;
+
+use broker::{GroupMember, Position, Producer, RecvError, SendError, TryRecvError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{BackendError, RemoteMember, RemoteProducer};
+use crate::codec::{Codec, CodecError};
+use crate::runtime::output::partition_of;
+
+/// Appends values to one topic of a [`Connection`](super::Connection).
+pub struct TopicProducer<T> {
+    topic: String,
+    partitions: u32,
+    inner: ProducerInner<T>,
+}
+
+enum ProducerInner<T> {
+    Mem(Producer<T>),
+    Remote {
+        producer: Box<dyn RemoteProducer>,
+        codec: Codec,
+        buffer: Vec<Vec<u8>>,
+    },
+}
+
+impl<T> std::fmt::Debug for TopicProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicProducer")
+            .field("topic", &self.topic)
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + Send + Sync + 'static> TopicProducer<T> {
+    pub(crate) fn mem(topic: &broker::Topic<T>) -> Self {
+        Self {
+            topic: topic.name().to_owned(),
+            partitions: topic.partitions(),
+            inner: ProducerInner::Mem(topic.producer()),
+        }
+    }
+
+    pub(crate) fn remote(
+        topic: &str,
+        partitions: u32,
+        producer: Box<dyn RemoteProducer>,
+        codec: Codec,
+    ) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            partitions,
+            inner: ProducerInner::Remote {
+                producer,
+                codec,
+                buffer: Vec::new(),
+            },
+        }
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Its partition count.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Appends `value` to the partition of `key` (the same hash a pipeline's `key_by` uses).
+    pub async fn send_keyed<K: Hash + ?Sized>(
+        &mut self,
+        key: &K,
+        value: T,
+    ) -> Result<(), BackendError> {
+        let partition = partition_of(key, self.partitions);
+        self.send_batch(partition, [value]).await
+    }
+
+    /// Appends `values` to `partition`, in order. On a remote backend a value that does not
+    /// encode (over the codec's size limit, say) fails the whole batch before anything is sent.
+    pub async fn send_batch(
+        &mut self,
+        partition: u32,
+        values: impl IntoIterator<Item = T>,
+    ) -> Result<(), BackendError> {
+        if partition >= self.partitions {
+            return Err(BackendError::Topic {
+                backend: "dataflow",
+                topic: self.topic.clone(),
+                message: format!(
+                    "partition {partition} does not exist ({} partitions)",
+                    self.partitions
+                ),
+            });
+        }
+        match &mut self.inner {
+            ProducerInner::Mem(producer) => {
+                let values: Vec<T> = values.into_iter().collect();
+                producer
+                    .send_batch(partition, values)
+                    .await
+                    .map_err(|err| match err {
+                        SendError::Closed(_) => BackendError::Closed {
+                            topic: self.topic.clone(),
+                        },
+                        other => BackendError::Server {
+                            backend: "mem",
+                            message: other.to_string(),
+                        },
+                    })
+                    .map(drop)
+            }
+            ProducerInner::Remote { .. } => {
+                let encoded = self.encode(&mut values.into_iter())?;
+                self.send_encoded(partition, encoded).await
+            }
+        }
+    }
+
+    /// Encodes `values` for a remote backend (nothing on the embedded broker).
+    pub(crate) fn encode(
+        &mut self,
+        values: &mut dyn Iterator<Item = T>,
+    ) -> Result<Vec<Vec<u8>>, BackendError> {
+        let ProducerInner::Remote { codec, buffer, .. } = &mut self.inner else {
+            return Ok(Vec::new());
+        };
+        let mut encoded = std::mem::take(buffer);
+        encoded.clear();
+        for value in values {
+            let mut bytes = Vec::new();
+            codec.encode(&value, &mut bytes)?;
+            encoded.push(bytes);
+        }
+        Ok(encoded)
+    }
+
+    /// Sends what [`encode`](Self::encode) made to `partition`.
+    pub(crate) async fn send_encoded(
+        &mut self,
+        partition: u32,
+        encoded: Vec<Vec<u8>>,
+    ) -> Result<(), BackendError> {
+        let ProducerInner::Remote {
+            producer, buffer, ..
+        } = &mut self.inner
+        else {
+            return Ok(());
+        };
+        let sent = if encoded.is_empty() {
+            Ok(())
+        } else {
+            producer.send(partition, &encoded).await
+        };
+        *buffer = encoded;
+        sent
+    }
+}
+
+/// A record read through a [`TopicReader`].
+#[derive(Debug)]
+pub struct Received<T> {
+    /// Where it was read.
+    pub position: Position,
+    /// When it was appended, in nanoseconds since the Unix epoch.
+    pub timestamp_nanos: u64,
+    /// The value, or its payload and why it did not decode (remote backends only).
+    pub value: Result<T, Undecodable>,
+}
+
+/// A payload that did not decode as the topic's value type.
+#[derive(Debug)]
+pub struct Undecodable {
+    /// Why.
+    pub error: CodecError,
+    /// The bytes as read.
+    pub payload: Vec<u8>,
+}
+
+/// A consumer-group member reading one topic of a [`Connection`](super::Connection).
+pub struct TopicReader<T> {
+    topic: String,
+    inner: ReaderInner<T>,
+    /// The last position returned in each partition, committed by [`commit`](Self::commit).
+    returned: Vec<(u32, u64)>,
+}
+
+enum ReaderInner<T> {
+    Mem(GroupMember<T>),
+    Remote {
+        member: Box<dyn RemoteMember>,
+        codec: Codec,
+    },
+}
+
+impl<T> std::fmt::Debug for TopicReader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicReader")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> TopicReader<T> {
+    pub(crate) fn mem(topic: &str, member: GroupMember<T>) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            inner: ReaderInner::Mem(member),
+            returned: Vec::new(),
+        }
+    }
+
+    pub(crate) fn remote(topic: &str, member: Box<dyn RemoteMember>, codec: Codec) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            inner: ReaderInner::Remote { member, codec },
+            returned: Vec::new(),
+        }
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Waits up to `wait` for records and returns at most `max` (none once `wait` passed, or
+    /// once an embedded topic is closed and read to its end).
+    pub async fn recv_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Received<T>>, BackendError> {
+        let max = max.max(1);
+        let batch = match &mut self.inner {
+            ReaderInner::Mem(member) => mem_batch(member, max, wait).await,
+            ReaderInner::Remote { member, codec } => {
+                let codec = *codec;
+                member
+                    .poll(max, wait)
+                    .await?
+                    .into_iter()
+                    .map(|delivery| Received {
+                        position: Position {
+                            partition: delivery.partition,
+                            offset: delivery.offset,
+                        },
+                        timestamp_nanos: delivery.timestamp_nanos,
+                        value: codec
+                            .decode(&delivery.payload)
+                            .map_err(|error| Undecodable {
+                                error,
+                                payload: delivery.payload,
+                            }),
+                    })
+                    .collect()
+            }
+        };
+        for record in &batch {
+            note_returned(&mut self.returned, record.position);
+        }
+        Ok(batch)
+    }
+
+    /// Commits every record returned so far.
+    pub async fn commit(&mut self) -> Result<(), BackendError> {
+        if self.returned.is_empty() {
+            return Ok(());
+        }
+        match &mut self.inner {
+            ReaderInner::Mem(member) => {
+                for &(partition, offset) in &self.returned {
+                    member.commit(Position { partition, offset }).map_err(|e| {
+                        BackendError::Server {
+                            backend: "mem",
+                            message: e.to_string(),
+                        }
+                    })?;
+                }
+            }
+            ReaderInner::Remote { member, .. } => member.commit(&self.returned).await?,
+        }
+        self.returned.clear();
+        Ok(())
+    }
+
+    /// Leaves the group (its partitions go to the other members at once).
+    pub async fn leave(mut self) -> Result<(), BackendError> {
+        match &mut self.inner {
+            ReaderInner::Mem(_) => Ok(()),
+            ReaderInner::Remote { member, .. } => member.leave().await,
+        }
+    }
+}
+
+/// Keeps the highest position returned per partition.
+pub(crate) fn note_returned(returned: &mut Vec<(u32, u64)>, position: Position) {
+    match returned.iter_mut().find(|(p, _)| *p == position.partition) {
+        Some((_, offset)) => *offset = (*offset).max(position.offset),
+        None => returned.push((position.partition, position.offset)),
+    }
+}
+
+async fn mem_batch<T: Clone>(
+    member: &mut GroupMember<T>,
+    max: usize,
+    wait: Duration,
+) -> Vec<Received<T>> {
+    let mut batch = Vec::new();
+    let received = |record: &broker::GroupRecord<'_, T>| Received {
+        position: record.position(),
+        timestamp_nanos: record.timestamp_nanos(),
+        value: Ok(record.value().clone()),
+    };
+    loop {
+        match tokio::time::timeout(wait, member.recv()).await {
+            Ok(Ok(record)) => {
+                batch.push(received(&record));
+                break;
+            }
+            Ok(Err(RecvError::Lagged { .. })) => continue,
+            Ok(Err(_)) | Err(_) => return batch,
+        }
+    }
+    while batch.len() < max {
+        match member.try_recv() {
+            Ok(record) => batch.push(received(&record)),
+            Err(TryRecvError::Lagged { .. }) => continue,
+            Err(_) => break,
+        }
+    }
+    batch
+}

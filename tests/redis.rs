@@ -1,0 +1,332 @@
+//! The Redis Streams bridge against a real `redis-server` on loopback: the same pipeline as
+//! on the embedded broker, interoperability with `redis-cli`, a server killed mid-stream
+//! (R9), and refused credentials (R18).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use dataflow::backend::{BackendError, Connection, Received};
+use dataflow::{PipelineOptions, Sink, Source, TopicSpec, pipeline};
+use support::redis::RedisServer;
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn words(line: String) -> Vec<String> {
+    line.split_whitespace().map(str::to_lowercase).collect()
+}
+
+#[pipeline]
+fn word_count(lines: Source<String>, counts: Sink<(String, u64)>) {
+    lines
+        .flat_map(words)
+        .key_by(|word| word.clone())
+        .count()
+        .to(counts);
+}
+
+#[pipeline]
+fn copy(input: Source<u64>, output: Sink<u64>) {
+    input.map(|x: u64| x).to(output);
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Click {
+    user: u64,
+    page: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Visit {
+    user: u64,
+    home: bool,
+}
+
+#[pipeline]
+fn visits(clicks: Source<Click>, out: Sink<Visit>) {
+    clicks
+        .map(|c: Click| Visit {
+            user: c.user,
+            home: c.page == "/",
+        })
+        .to(out);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Reads `topic` through a group of its own until `done` says so or 60 s pass.
+async fn read_until<T>(
+    connection: &Connection,
+    topic: impl Into<TopicSpec>,
+    done: impl Fn(&[T]) -> bool,
+) -> Result<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let mut reader = connection.reader::<T>(topic, "test-reader").await?;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&seen) {
+        assert!(Instant::now() < deadline, "the output never completed");
+        for Received { value, .. } in reader.recv_batch(1024, Duration::from_millis(200)).await? {
+            seen.push(value.map_err(|e| e.error)?);
+        }
+        reader.commit().await?;
+    }
+    Ok(seen)
+}
+
+const TEXT: [&str; 4] = [
+    "the quick brown fox",
+    "jumps over the lazy dog",
+    "the dog sleeps",
+    "quick quick fox",
+];
+
+/// Runs word count on `url` and returns the final count of every word.
+async fn word_count_on(url: &str, run: &str) -> Result<BTreeMap<String, u64>> {
+    let connection = Connection::open(url).await?;
+    let (lines, counts) = (format!("lines-{run}"), format!("counts-{run}"));
+    let mut producer = connection
+        .producer::<String>(TopicSpec::new(&lines).partitions(2))
+        .await?;
+    let running = WordCount::builder()
+        .lines(lines.as_str())
+        .counts(TopicSpec::new(&counts).partitions(2))
+        .options(PipelineOptions::new().connection(&connection).group(run))
+        .start()
+        .await?;
+    for (i, line) in TEXT.iter().enumerate() {
+        producer
+            .send_batch(i as u32 % 2, [line.to_string()])
+            .await?;
+    }
+    let total: usize = TEXT.iter().map(|l| l.split_whitespace().count()).sum();
+    let updates =
+        read_until::<(String, u64)>(&connection, counts.as_str(), |seen| seen.len() >= total)
+            .await?;
+    running.shutdown().await?;
+    let mut last = BTreeMap::new();
+    for (word, count) in updates {
+        let entry = last.entry(word).or_insert(0);
+        *entry = count.max(*entry);
+    }
+    Ok(last)
+}
+
+#[test]
+fn the_same_pipeline_gives_the_same_output_on_redis_and_in_memory() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let on_mem = rt.block_on(word_count_on("mem://", "wc"))?;
+    let on_redis = rt.block_on(word_count_on(&server.url(), "wc"))?;
+    assert_eq!(on_mem.get("quick"), Some(&3));
+    assert_eq!(on_redis, on_mem);
+    // The repartition topic lived on Redis too.
+    let keys = server.cli(&["KEYS", "*"]);
+    assert!(keys.contains("wc.key_by_3.internal:0"), "{keys}");
+    Ok(())
+}
+
+#[test]
+fn records_from_redis_cli_are_read_and_the_output_is_readable_json() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    for (i, page) in ["/", "/cart", "/"].iter().enumerate() {
+        let json = format!(r#"{{"user":{i},"page":"{page}"}}"#);
+        server.cli(&["XADD", "clicks:0", "*", "payload", &json]);
+    }
+    // Not a click: a dead letter, and the pipeline goes on.
+    server.cli(&["XADD", "clicks:0", "*", "payload", "{not json"]);
+    server.cli(&[
+        "XADD",
+        "clicks:0",
+        "*",
+        "payload",
+        r#"{"user":9,"page":"/"}"#,
+    ]);
+    let rt = runtime();
+    rt.block_on(async {
+        let running = Visits::builder()
+            .clicks(TopicSpec::new("clicks").json())
+            .out(TopicSpec::new("visits").json())
+            .options(PipelineOptions::new().backend(&server.url()))
+            .start()
+            .await?;
+        let connection = running.connection().clone();
+        let seen = read_until::<Visit>(&connection, TopicSpec::new("visits").json(), |s| {
+            s.len() >= 4
+        })
+        .await?;
+        assert_eq!(
+            seen.iter().map(|v| v.user).collect::<Vec<_>>(),
+            [0, 1, 2, 9]
+        );
+        let mut dead = running
+            .dead_letters()
+            .consumer(dataflow::broker::Start::Earliest)?;
+        let record = dead.recv().await?;
+        let letter = record.value();
+        assert_eq!(letter.stage, "decode");
+        let payload = letter.value::<Vec<u8>>().map(Vec::as_slice);
+        assert_eq!(payload, Some(&b"{not json"[..]));
+        running.shutdown().await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    // A standard client reads the output as JSON.
+    let out = server.cli(&["XRANGE", "visits:0", "-", "+"]);
+    assert!(out.contains(r#"{"user":1,"home":false}"#), "{out}");
+    assert!(out.contains(r#"{"user":9,"home":true}"#), "{out}");
+    Ok(())
+}
+
+#[test]
+fn r9_redis_killed_and_restarted_mid_stream_loses_nothing() -> Result {
+    // Acknowledged writes survive a SIGKILL: every write is fsynced to the append-only file.
+    let Some(mut server) = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]) else {
+        return Ok(());
+    };
+    const N: u64 = 20_000;
+    const KILLS: u64 = 3;
+    let rt = runtime();
+    let url = server.url();
+    let connection = rt.block_on(Connection::open(&url))?;
+    let running = rt.block_on(
+        Copy::builder()
+            .input(TopicSpec::new("r9-in").partitions(2))
+            .output(TopicSpec::new("r9-out").partitions(2))
+            .options(PipelineOptions::new().connection(&connection).group("r9"))
+            .start(),
+    )?;
+    let producer = {
+        let connection = connection.clone();
+        rt.spawn(async move {
+            let mut producer = connection.producer::<u64>("r9-in").await?;
+            for start in (0..N).step_by(100) {
+                producer
+                    .send_batch((start / 100 % 2) as u32, start..start + 100)
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Ok::<_, BackendError>(())
+        })
+    };
+    for _ in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(400));
+        server.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        server.restart();
+    }
+    rt.block_on(producer)??;
+    let seen = rt.block_on(read_until::<u64>(&connection, "r9-out", |seen| {
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        unique.len() as u64 >= N
+    }))?;
+    rt.block_on(running.shutdown())?;
+    let unique: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(unique.len() as u64, N, "records lost");
+    assert_eq!(unique.last(), Some(&(N - 1)));
+    eprintln!(
+        "r9: {} records, {} duplicates after {KILLS} kills",
+        N,
+        seen.len() as u64 - N
+    );
+    // The pipeline's group acknowledged everything it read.
+    for partition in 0..2 {
+        let pending = server.cli(&["XPENDING", &format!("r9-in:{partition}"), "r9.segment-0"]);
+        assert!(pending.starts_with('0'), "pending entries left: {pending}");
+    }
+    Ok(())
+}
+
+#[test]
+fn r18_a_wrong_password_fails_fast_and_is_never_printed() -> Result {
+    let Some(server) = RedisServer::start_with(&["--save", "", "--requirepass", "s3cret-pw"])
+    else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let started = Instant::now();
+    let url = format!("redis://:not-the-pw@127.0.0.1:{}", server.port);
+    let err = rt.block_on(Connection::open(&url)).unwrap_err();
+    assert!(matches!(err, BackendError::Auth { .. }), "{err:?}");
+    assert!(err.is_fatal());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not fast: a retry loop?"
+    );
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(
+            !shown.contains("not-the-pw") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+    // The right password from an environment variable works.
+    // SAFETY: nothing else in this test process reads or writes this variable.
+    unsafe { std::env::set_var("DATAFLOW_TEST_REDIS_PW", "s3cret-pw") };
+    let url = format!(
+        "redis://127.0.0.1:{}?password_env=DATAFLOW_TEST_REDIS_PW",
+        server.port
+    );
+    rt.block_on(Connection::open(&url))?;
+    Ok(())
+}
+
+#[test]
+fn r18_a_user_without_xadd_is_refused_and_nothing_is_written() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    server.cli(&[
+        "ACL",
+        "SETUSER",
+        "reader",
+        "on",
+        ">reader-pw",
+        "~*",
+        "+@all",
+        "-xadd",
+    ]);
+    let rt = runtime();
+    let url = format!("redis://reader:reader-pw@127.0.0.1:{}", server.port);
+    let err = rt.block_on(async {
+        let connection = Connection::open(&url).await?;
+        let mut producer = connection.producer::<u64>("acl-topic").await?;
+        producer.send_batch(0, [1, 2, 3]).await
+    });
+    let err = err.unwrap_err();
+    assert!(matches!(err, BackendError::Auth { .. }), "{err:?}");
+    assert!(err.to_string().contains("xadd"), "{err}");
+    assert_eq!(server.cli(&["XLEN", "acl-topic:0"]).trim(), "0");
+    Ok(())
+}
+
+#[test]
+fn r18_plaintext_to_a_tls_only_server_fails_fast_with_a_hint() -> Result {
+    let Some(server) = RedisServer::start_tls() else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let started = Instant::now();
+    let err = rt.block_on(Connection::open(&server.url())).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "not fast");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    Ok(())
+}

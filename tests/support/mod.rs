@@ -1,0 +1,3 @@
+//! Test support: real servers started by the tests.
+
+pub mod redis;

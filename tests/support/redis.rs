@@ -1,0 +1,213 @@
+//! A real `redis-server` on a free loopback port, started and stopped by the test.
+//!
+//! Under `CI=true` a missing binary fails the test; elsewhere the test is skipped with a
+//! printed reason.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`, killed on drop.
+pub struct RedisServer {
+    binary: PathBuf,
+    child: Option<Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its working directory (the append-only file lives there).
+    pub dir: PathBuf,
+    args: Vec<String>,
+}
+
+/// `name` on the `PATH`, or at env `env`.
+pub fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// `None` (skip) when `binary` is missing, except under `CI=true` where it panics.
+pub fn required(binary: Option<PathBuf>, what: &str) -> Option<PathBuf> {
+    match binary {
+        Some(path) => Some(path),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{what} is required under CI=true (see .ci/run)")
+        }
+        None => {
+            eprintln!("skipped: {what} not found (install it to run this test)");
+            None
+        }
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl RedisServer {
+    /// A plaintext server without persistence; `None` if there is no `redis-server` (and not
+    /// under CI).
+    pub fn start() -> Option<Self> {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// A server with `args` added to the loopback port settings.
+    pub fn start_with(args: &[&str]) -> Option<Self> {
+        let binary = required(find_binary("REDIS_SERVER", "redis-server"), "redis-server")?;
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("dataflow-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("server directory");
+        let mut server = Self {
+            binary,
+            child: None,
+            port,
+            dir,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        server.spawn();
+        Some(server)
+    }
+
+    /// A server that only speaks TLS on its port (certificates made with `openssl`).
+    pub fn start_tls() -> Option<Self> {
+        let openssl = required(find_binary("OPENSSL", "openssl"), "openssl")?;
+        let dir = std::env::temp_dir().join(format!("dataflow-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("certificate directory");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = Command::new(openssl)
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(made.success(), "openssl made no certificate");
+        let port = free_port();
+        let (cert, key) = (path(&cert), path(&key));
+        let mut server = Self::start_with(&[
+            "--save",
+            "",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &cert,
+            "--tls-auth-clients",
+            "no",
+            "--tls-port",
+            &port.to_string(),
+            "--port",
+            "0",
+        ])?;
+        server.port = port;
+        Some(server)
+    }
+
+    fn spawn(&mut self) {
+        let tls = self.args.iter().any(|a| a == "--tls-port");
+        let mut cmd = Command::new(&self.binary);
+        if !tls {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        cmd.args(["--bind", "127.0.0.1", "--dir"])
+            .arg(&self.dir)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(cmd.spawn().expect("redis-server starts"));
+        self.wait_ready(tls);
+    }
+
+    fn wait_ready(&self, tls: bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = if tls {
+            // The TLS port is the one given after --tls-port.
+            let i = self
+                .args
+                .iter()
+                .position(|a| a == "--tls-port")
+                .expect("tls");
+            self.args[i + 1].parse().expect("port")
+        } else {
+            self.port
+        };
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+                if tls {
+                    return;
+                }
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut reply = [0u8; 64];
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read(&mut reply).is_ok_and(|n| n > 0)
+                    && !reply.starts_with(b"-LOADING")
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs the server (no shutdown, no final save).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Runs `redis-cli` against the server; returns its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let cli = find_binary("REDIS_CLI", "redis-cli").expect("redis-cli beside redis-server");
+        let out = Command::new(cli)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().expect("utf-8 temp path").to_owned()
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -330,3 +330,82 @@ fn r18_plaintext_to_a_tls_only_server_fails_fast_with_a_hint() -> Result {
     assert!(err.to_string().contains("TLS"), "{err}");
     Ok(())
 }
+
+/// The child role of R2: runs `copy` in group `r2` until it is killed.
+#[test]
+fn r2_child() -> Result {
+    let Ok(url) = std::env::var("DATAFLOW_R2_CHILD") else {
+        return Ok(()); // only a child process of the R2 test runs this
+    };
+    runtime().block_on(async {
+        let _running = Copy::builder()
+            .input(TopicSpec::new("r2-in").partitions(4))
+            .output(TopicSpec::new("r2-out").partitions(4))
+            .options(PipelineOptions::new().backend(&url).group("r2").batch(16))
+            .start()
+            .await?;
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+#[test]
+fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    // Short leases, so the survivor takes over within a second or two.
+    let url = format!("{}?lease_ms=1000", server.url());
+    let child = || {
+        std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "r2_child", "--nocapture"])
+            .env("DATAFLOW_R2_CHILD", &url)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("child process")
+    };
+    let rt = runtime();
+    let connection = rt.block_on(Connection::open(&url))?;
+    let mut producer =
+        rt.block_on(connection.producer::<u64>(TopicSpec::new("r2-in").partitions(4)))?;
+    let (mut first, mut second) = (child(), child());
+    // Wait until the partitions are shared: leases held by both processes.
+    let holders = || {
+        (0..4)
+            .map(|p| server.cli(&["GET", &format!("dataflow:lease:r2.segment-0:r2-in:{p}")]))
+            .filter_map(|id| id.trim().split_once('-').map(|(pid, _)| pid.to_owned()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while holders() != [first.id(), second.id()].map(|p| p.to_string()).into() {
+        assert!(
+            Instant::now() < deadline,
+            "the two processes never shared the partitions"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    const N: u64 = 4_000;
+    for start in (0..N).step_by(40) {
+        rt.block_on(producer.send_batch((start / 40 % 4) as u32, start..start + 40))?;
+        if start == N / 2 {
+            // Both processes hold partitions: kill one mid-stream.
+            first.kill()?;
+            first.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let seen = rt.block_on(read_until::<u64>(&connection, "r2-out", |seen| {
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        unique.len() as u64 >= N
+    }));
+    // The survivor holds every partition now.
+    let survivor = holders();
+    second.kill()?;
+    second.wait()?;
+    let seen = seen?;
+    assert_eq!(survivor, [second.id().to_string()].into());
+    let unique: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(unique.len() as u64, N, "records lost");
+    eprintln!("r2: {N} records, {} duplicates", seen.len() as u64 - N);
+    Ok(())
+}

@@ -64,7 +64,9 @@ impl RedisMember {
             }
         }
         let mut member = Self {
-            id: format!("{:016x}", rand::random::<u64>()),
+            // The process id first: `XINFO CONSUMERS` and the lease keys show which process
+            // holds what.
+            id: format!("{}-{:08x}", std::process::id(), rand::random::<u32>()),
             topic: topic.to_owned(),
             group: group.to_owned(),
             partitions,

@@ -319,7 +319,7 @@ fn r18_a_user_without_xadd_is_refused_and_nothing_is_written() -> Result {
 }
 
 #[test]
-fn r18_plaintext_to_a_tls_only_server_fails_fast_with_a_hint() -> Result {
+fn r18_plaintext_to_a_tls_only_server_fails_fast_and_tls_works() -> Result {
     let Some(server) = RedisServer::start_tls() else {
         return Ok(());
     };
@@ -328,6 +328,21 @@ fn r18_plaintext_to_a_tls_only_server_fails_fast_with_a_hint() -> Result {
     let err = rt.block_on(Connection::open(&server.url())).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10), "not fast");
     assert!(err.to_string().contains("TLS"), "{err}");
+    // TLS without trusting the server's certificate: refused, as a TLS error.
+    let tls = format!("rediss://127.0.0.1:{}", server.port);
+    let err = rt.block_on(Connection::open(&tls)).unwrap_err();
+    assert!(matches!(err, BackendError::Tls { .. }), "{err:?}");
+    // With its certificate authority: records go through.
+    let ca = server.tls_certificate();
+    let tls = format!("{tls}?ca_file={}", ca.display());
+    rt.block_on(async {
+        let connection = Connection::open(&tls).await?;
+        let mut producer = connection.producer::<u64>("tls-topic").await?;
+        producer.send_batch(0, [7, 8]).await?;
+        let seen = read_until::<u64>(&connection, "tls-topic", |s| s.len() >= 2).await?;
+        assert_eq!(seen, [7, 8]);
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
     Ok(())
 }
 

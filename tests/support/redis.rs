@@ -91,7 +91,13 @@ impl RedisServer {
             .args([
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
             ])
-            .args(["-subj", "/CN=localhost", "-keyout"])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
             .arg(&key)
             .arg("-out")
             .arg(&cert)
@@ -120,6 +126,16 @@ impl RedisServer {
         ])?;
         server.port = port;
         Some(server)
+    }
+
+    /// The certificate a TLS server presents (its own certificate authority).
+    pub fn tls_certificate(&self) -> PathBuf {
+        let i = self
+            .args
+            .iter()
+            .position(|a| a == "--tls-cert-file")
+            .expect("a TLS server");
+        PathBuf::from(&self.args[i + 1])
     }
 
     fn spawn(&mut self) {

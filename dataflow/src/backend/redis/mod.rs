@@ -16,6 +16,9 @@
 //! - connections are re-established with capped, jittered backoff; an authentication or
 //!   permission error is fatal at once.
 //!
+//! `rediss://` connects over TLS (native-tls: OpenSSL on Linux), checking the server's
+//! certificate against the system's roots, or against `ca_file=PATH` (PEM).
+//!
 //! Blocking reads (`XREADGROUP ... BLOCK`) use a connection of their own whose response
 //! timeout is longer than the block time (the client's default of 500 ms would cut them).
 
@@ -76,12 +79,6 @@ impl RedisBackend {
     /// Connects to the server `url` names and checks the credentials (a `PING`). Fails fast:
     /// bad credentials at once, an unreachable server after a few seconds.
     pub async fn connect(url: BackendUrl) -> Result<Self, BackendError> {
-        if url.scheme == Scheme::Rediss {
-            return Err(BackendError::Tls {
-                backend: BACKEND,
-                message: "TLS to Redis (rediss://) is not built into this version yet".into(),
-            });
-        }
         let endpoint = url.hosts[0].clone();
         let (host, port) = endpoint
             .rsplit_once(':')
@@ -100,9 +97,19 @@ impl RedisBackend {
                     reason: format!("`{}` is not a database number", url.path),
                 })?
         };
-        let info = ConnectionAddr::Tcp(host, port)
-            .into_connection_info()
-            .map_err(|e| server(&e))?;
+        let tls = url.scheme == Scheme::Rediss;
+        let addr = if tls {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                // `insecure=true` skips certificate checks (self-signed test servers only).
+                insecure: url.param("insecure") == Some("true"),
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, port)
+        };
+        let info = addr.into_connection_info().map_err(|e| server(&e))?;
         let mut redis = info.redis_settings().clone().set_db(db);
         if let Some(user) = &url.username {
             redis = redis.set_username(user);
@@ -110,7 +117,23 @@ impl RedisBackend {
         if let Some(password) = &url.password {
             redis = redis.set_password(password.expose());
         }
-        let client = Client::open(info.set_redis_settings(redis)).map_err(|e| server(&e))?;
+        let info = info.set_redis_settings(redis);
+        let client = match url.param("ca_file") {
+            // A private certificate authority, in PEM, instead of the system's.
+            Some(ca_file) if tls => {
+                let root_cert = std::fs::read(ca_file).map_err(|e| BackendError::Tls {
+                    backend: BACKEND,
+                    message: format!("cannot read the CA certificate `{ca_file}`: {e}"),
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                Client::build_with_tls(info, certificates)
+            }
+            _ => Client::open(info),
+        }
+        .map_err(|e| tls_or_server(&e, tls))?;
         let number = |key: &str| -> Result<Option<u64>, BackendError> {
             url.param(key)
                 .map(|v| {
@@ -408,8 +431,19 @@ fn classify(err: &RedisError, endpoint: &str) -> BackendError {
             message: err.to_string(),
         };
     }
+    let text = err.to_string();
+    let lower = text.to_lowercase();
+    if ["certificate", "tls", "ssl", "handshake"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
+        return BackendError::Tls {
+            backend: BACKEND,
+            message: text,
+        };
+    }
     if is_connection_error(err) {
-        let mut message = err.to_string();
+        let mut message = text;
         if err.is_connection_dropped() || (err.is_io_error() && !err.is_connection_refusal()) {
             message.push_str(
                 " (if the server requires TLS, connect with rediss://; plaintext is refused)",
@@ -422,6 +456,18 @@ fn classify(err: &RedisError, endpoint: &str) -> BackendError {
         };
     }
     server(err)
+}
+
+/// A client-building error: a TLS one when TLS was asked for.
+fn tls_or_server(err: &RedisError, tls: bool) -> BackendError {
+    if tls {
+        BackendError::Tls {
+            backend: BACKEND,
+            message: err.to_string(),
+        }
+    } else {
+        server(err)
+    }
 }
 
 fn server(err: &RedisError) -> BackendError {

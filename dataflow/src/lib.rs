@@ -64,6 +64,15 @@
 //! restart loses and repeats nothing. A stage that panics or returns `Err` never stops the
 //! pipeline: the record goes to the dead-letter output ([`DeadLetter`]).
 //!
+//! # Backends
+//!
+//! Bind sources and sinks by name ([`TopicSpec`], or a `&str`) and the same pipeline runs on
+//! the backend [`PipelineOptions::backend`] names: `mem://` (the default), `redis://` or
+//! `rediss://` (cargo feature `redis`), `kafka://` (feature `kafka`). Sources, sinks and the
+//! internal topics live there, and several processes with the same group prefix share the
+//! partitions. Values crossing topics are serde types, encoded with a [`codec::Codec`] on
+//! remote backends; a payload that does not decode is a dead letter. See [`backend`].
+//!
 //! # Metrics and pictures
 //!
 //! [`Running::metrics`] gives per-stage counts, rates and latency quantiles (and end-to-end

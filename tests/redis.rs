@@ -359,7 +359,9 @@ fn r2_child() -> Result {
             .options(PipelineOptions::new().backend(&url).group("r2").batch(16))
             .start()
             .await?;
-        std::future::pending::<()>().await;
+        // Until the parent test ends (or dies): its end of our stdin closes.
+        tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8]))
+            .await??;
         Ok(())
     })
 }
@@ -369,58 +371,89 @@ fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed
     let Some(server) = RedisServer::start() else {
         return Ok(());
     };
-    // Short leases, so the survivor takes over within a second or two.
+    // Short leases, so a survivor takes over within a second or two.
     let url = format!("{}?lease_ms=1000", server.url());
     let child = || {
         std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args(["--exact", "r2_child", "--nocapture"])
             .env("DATAFLOW_R2_CHILD", &url)
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("child process")
     };
-    let rt = runtime();
-    let connection = rt.block_on(Connection::open(&url))?;
-    let mut producer =
-        rt.block_on(connection.producer::<u64>(TopicSpec::new("r2-in").partitions(4)))?;
-    let (mut first, mut second) = (child(), child());
-    // Wait until the partitions are shared: leases held by both processes.
+    // The processes holding a lease on a partition of the input, by pid (member ids are
+    // `pid.instance-member`).
     let holders = || {
         (0..4)
             .map(|p| server.cli(&["GET", &format!("dataflow:lease:r2.segment-0:r2-in:{p}")]))
-            .filter_map(|id| id.trim().split_once('-').map(|(pid, _)| pid.to_owned()))
+            .filter_map(|id| id.trim().split_once('.').map(|(pid, _)| pid.to_owned()))
             .collect::<std::collections::BTreeSet<_>>()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while holders() != [first.id(), second.id()].map(|p| p.to_string()).into() {
-        assert!(
-            Instant::now() < deadline,
-            "the two processes never shared the partitions"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    const N: u64 = 4_000;
-    for start in (0..N).step_by(40) {
-        rt.block_on(producer.send_batch((start / 40 % 4) as u32, start..start + 40))?;
-        if start == N / 2 {
-            // Both processes hold partitions: kill one mid-stream.
-            first.kill()?;
-            first.wait()?;
+    let wait_for = |pids: std::collections::BTreeSet<String>, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while holders() != pids {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: leases held by {:?}",
+                holders()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(5));
+    };
+    let rt = runtime();
+    let connection = rt.block_on(Connection::open(&url))?;
+    const N: u64 = 10_000;
+    const KILLS: usize = 5;
+    let producer = {
+        let connection = connection.clone();
+        rt.spawn(async move {
+            let mut producer = connection
+                .producer::<u64>(TopicSpec::new("r2-in").partitions(4))
+                .await?;
+            for start in (0..N).step_by(20) {
+                producer
+                    .send_batch((start / 20 % 4) as u32, start..start + 20)
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            Ok::<_, BackendError>(())
+        })
+    };
+    let mut pair = [child(), child()];
+    for round in 0..KILLS {
+        let pids = pair.each_ref().map(|c| c.id().to_string());
+        wait_for(
+            pids.clone().into(),
+            "the two processes never shared the partitions",
+        );
+        // Kill one mid-stream (SIGKILL); the other takes its partitions over.
+        std::thread::sleep(Duration::from_millis(100 + 50 * round as u64));
+        let victim = round % 2;
+        pair[victim].kill()?;
+        pair[victim].wait()?;
+        wait_for(
+            [pids[1 - victim].clone()].into(),
+            "the survivor never took every partition",
+        );
+        pair[victim] = child();
     }
+    rt.block_on(producer)??;
     let seen = rt.block_on(read_until::<u64>(&connection, "r2-out", |seen| {
         let unique: std::collections::HashSet<_> = seen.iter().collect();
         unique.len() as u64 >= N
     }));
-    // The survivor holds every partition now.
-    let survivor = holders();
-    second.kill()?;
-    second.wait()?;
+    for mut process in pair {
+        process.kill()?;
+        process.wait()?;
+    }
     let seen = seen?;
-    assert_eq!(survivor, [second.id().to_string()].into());
     let unique: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
     assert_eq!(unique.len() as u64, N, "records lost");
-    eprintln!("r2: {N} records, {} duplicates", seen.len() as u64 - N);
+    eprintln!(
+        "r2: {N} records, {KILLS} kills, {} duplicates",
+        seen.len() as u64 - N
+    );
     Ok(())
 }

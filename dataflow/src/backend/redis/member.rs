@@ -64,9 +64,7 @@ impl RedisMember {
             }
         }
         let mut member = Self {
-            // The process id first: `XINFO CONSUMERS` and the lease keys show which process
-            // holds what.
-            id: format!("{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            id: format!("{}-{:08x}", process_id(), rand::random::<u32>()),
             topic: topic.to_owned(),
             group: group.to_owned(),
             partitions,
@@ -124,9 +122,9 @@ impl RedisMember {
         }
         self.last_rebalance = Some(Instant::now());
         let live = self.heartbeat().await?;
-        let me = live.iter().position(|m| *m == self.id).unwrap_or(0);
-        let n = live.len().max(1) as u32;
-        let assigned = |p: u32| p % n == me as u32;
+        let owners = assignment(&live, self.partitions);
+        let me = self.id.clone();
+        let assigned = |p: u32| owners.get(p as usize).is_some_and(|o| *o == me);
         let lease_ms = self.lease.as_millis() as u64;
         for partition in self.owned.keys().copied().collect::<Vec<_>>() {
             let key = self.lease_key(partition);
@@ -334,6 +332,34 @@ impl RedisMember {
     }
 }
 
+/// This process's part of member ids: its pid (for people reading `XINFO CONSUMERS` and the
+/// lease keys) and a random instance number (pids repeat across hosts).
+fn process_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}.{:08x}", std::process::id(), rand::random::<u32>()))
+}
+
+/// The owner of each partition among the live members (ids `process-member`, sorted):
+/// partitions go round-robin to processes first, then to the members of each, so that two
+/// processes of one pipeline split the work evenly however many tasks each runs.
+fn assignment(live: &[String], partitions: u32) -> Vec<String> {
+    let mut processes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for member in live {
+        let process = member.rsplit_once('-').map_or(member.as_str(), |(p, _)| p);
+        processes.entry(process).or_default().push(member);
+    }
+    if processes.is_empty() {
+        return Vec::new();
+    }
+    let processes: Vec<Vec<&str>> = processes.into_values().collect();
+    (0..partitions as usize)
+        .map(|p| {
+            let members = &processes[p % processes.len()];
+            members[(p / processes.len()) % members.len()].to_owned()
+        })
+        .collect()
+}
+
 /// An entry of a reply: its id, and its payload (`None` for an entry deleted while pending).
 type Entry = (String, Option<Vec<u8>>);
 
@@ -463,5 +489,24 @@ impl RemoteMember for RedisMember {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_split_between_processes_first() {
+        let live: Vec<String> = [
+            "1.a-1", "1.a-2", "1.a-3", "1.a-4", "2.b-1", "2.b-2", "2.b-3", "2.b-4",
+        ]
+        .map(str::to_owned)
+        .into();
+        let owners = assignment(&live, 4);
+        assert_eq!(owners, ["1.a-1", "2.b-1", "1.a-2", "2.b-2"]);
+        let owners = assignment(&live[4..], 4);
+        assert_eq!(owners, ["2.b-1", "2.b-2", "2.b-3", "2.b-4"]);
+        assert!(assignment(&[], 4).is_empty());
     }
 }

@@ -59,6 +59,13 @@ impl Connection {
         })
     }
 
+    #[cfg(feature = "kafka")]
+    async fn open_kafka(url: BackendUrl) -> Result<Self, BackendError> {
+        let backend = super::kafka::KafkaBackend::connect(url).await?;
+        Ok(Self::remote(Arc::new(backend)))
+    }
+
+    #[cfg(not(feature = "kafka"))]
     async fn open_kafka(_url: BackendUrl) -> Result<Self, BackendError> {
         Err(BackendError::FeatureDisabled {
             scheme: "kafka",

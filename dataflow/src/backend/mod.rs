@@ -15,6 +15,8 @@ use std::time::Duration;
 
 pub(crate) mod connection;
 mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod secret;

@@ -1,0 +1,141 @@
+//! A `tansu` broker (Kafka protocol) on a free loopback port, as a child process of the test.
+//!
+//! The binary is looked up at `$TANSU`, then `$HOME/.cache/dataflow-ci/tansu/bin/tansu`, then
+//! on `PATH`. When it is missing, a test skips (prints why) unless `CI=true`, where it fails.
+
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `tansu broker`, killed on drop.
+pub struct Tansu {
+    binary: PathBuf,
+    port: u16,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+fn find_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("TANSU") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let cached = Path::new(&home).join(".cache/dataflow-ci/tansu/bin/tansu");
+        if cached.is_file() {
+            return Some(cached);
+        }
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+impl Tansu {
+    /// Starts a broker with in-memory storage, or returns `None` (after printing why) when
+    /// the binary is missing outside CI.
+    pub fn start() -> Option<Self> {
+        let Some(binary) = find_binary() else {
+            let why = "tansu not found ($TANSU, ~/.cache/dataflow-ci/tansu/bin/tansu, PATH); \
+                       install it with `cargo install tansu --locked --version 0.6.0 \
+                       --features dynostore`";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{why}");
+            }
+            eprintln!("skipped: {why}");
+            return None;
+        };
+        let port = free_port();
+        let log =
+            std::env::temp_dir().join(format!("dataflow-tansu-{}-{port}.log", std::process::id()));
+        let mut broker = Self {
+            binary,
+            port,
+            log,
+            child: None,
+        };
+        broker.launch();
+        Some(broker)
+    }
+
+    /// `kafka://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("kafka://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:<port>`, for raw rdkafka clients.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port (after [`kill`](Self::kill)).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("a log file for tansu");
+        let err = log.try_clone().expect("a second handle on the log");
+        let child = Command::new(&self.binary)
+            .args(["broker", "--listener-url", &listener])
+            .args(["--advertised-listener-url", &listener])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        // Accepting connections is enough: Kafka requests are served from then on.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = ("127.0.0.1", self.port);
+        while TcpStream::connect(addr).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "tansu exited ({status}) at start; log: {}",
+                    self.log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on port {} within 30 s; log: {}",
+                self.port,
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("tansu log kept: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}

@@ -81,33 +81,65 @@ impl RedisServer {
         Some(server)
     }
 
-    /// A server that only speaks TLS on its port (certificates made with `openssl`).
+    /// A server that only speaks TLS on its port, with a certificate for 127.0.0.1 signed by
+    /// a certificate authority of its own (made with `openssl`).
     pub fn start_tls() -> Option<Self> {
         let openssl = required(find_binary("OPENSSL", "openssl"), "openssl")?;
         let dir = std::env::temp_dir().join(format!("dataflow-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("certificate directory");
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let made = Command::new(openssl)
-            .args([
+        let file = |name: &str| path(&dir.join(name));
+        let (ca, ca_key, cert, key, csr, ext) = (
+            file("ca.pem"),
+            file("ca.key"),
+            file("cert.pem"),
+            file("key.pem"),
+            file("server.csr"),
+            file("server.ext"),
+        );
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions file");
+        let steps: [&[&str]; 3] = [
+            &[
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args([
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
                 "-subj",
                 "/CN=localhost",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl runs");
-        assert!(made.success(), "openssl made no certificate");
+            ],
+            &["x509", "-req", "-days", "1", "-CAcreateserial"],
+        ];
+        let tails: [Vec<&str>; 3] = [
+            vec![
+                "-subj",
+                "/CN=dataflow test CA",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+            vec!["-keyout", &key, "-out", &csr],
+            vec![
+                "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-out", &cert, "-extfile", &ext,
+            ],
+        ];
+        for (step, tail) in steps.iter().zip(&tails) {
+            let made = Command::new(&openssl)
+                .args(*step)
+                .args(tail)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(made.success(), "openssl {step:?} failed");
+        }
         let port = free_port();
-        let (cert, key) = (path(&cert), path(&key));
         let mut server = Self::start_with(&[
             "--save",
             "",
@@ -116,7 +148,7 @@ impl RedisServer {
             "--tls-key-file",
             &key,
             "--tls-ca-cert-file",
-            &cert,
+            &ca,
             "--tls-auth-clients",
             "no",
             "--tls-port",
@@ -128,12 +160,12 @@ impl RedisServer {
         Some(server)
     }
 
-    /// The certificate a TLS server presents (its own certificate authority).
+    /// The certificate authority that signed a TLS server's certificate.
     pub fn tls_certificate(&self) -> PathBuf {
         let i = self
             .args
             .iter()
-            .position(|a| a == "--tls-cert-file")
+            .position(|a| a == "--tls-ca-cert-file")
             .expect("a TLS server");
         PathBuf::from(&self.args[i + 1])
     }

@@ -16,8 +16,8 @@
 //! - connections are re-established with capped, jittered backoff; an authentication or
 //!   permission error is fatal at once.
 //!
-//! `rediss://` connects over TLS (native-tls: OpenSSL on Linux), checking the server's
-//! certificate against the system's roots, or against `ca_file=PATH` (PEM).
+//! `rediss://` connects over TLS (rustls with ring), checking the server's certificate
+//! against the system's roots, or against `ca_file=PATH` (PEM).
 //!
 //! Blocking reads (`XREADGROUP ... BLOCK`) use a connection of their own whose response
 //! timeout is longer than the block time (the client's default of 500 ms would cut them).
@@ -98,6 +98,10 @@ impl RedisBackend {
                 })?
         };
         let tls = url.scheme == Scheme::Rediss;
+        if tls {
+            // rustls needs a process-wide crypto provider; an error means one is set already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let addr = if tls {
             ConnectionAddr::TcpTls {
                 host,

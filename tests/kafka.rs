@@ -1,13 +1,14 @@
 //! The Kafka bridge against a real Kafka-protocol broker (`tansu`) on loopback: the same
 //! pipeline as on the embedded broker, interoperability with raw rdkafka clients, a broker
-//! restarted mid-stream (R10), and a process killed out of a group (R2).
+//! restarted mid-stream (R10), and processes killed out of a group (R2).
 
 mod support {
     pub mod kafka;
 }
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataflow::backend::{Connection, TopicReader};
@@ -286,14 +287,253 @@ async fn send_range(
     Ok(())
 }
 
+/// The topics of R2 (each test starts a broker of its own, so fixed names are safe).
+const R2_IN: &str = "r2-in";
+const R2_OUT: &str = "r2-out";
+/// Carries the broker's URL to a child process of R2.
+const R2_CHILD_ENV: &str = "DATAFLOW_KAFKA_R2_CHILD";
+
+/// The child role of R2: runs `copy` in group `r2` until its stdin closes (the parent test
+/// ended or died) or it is killed.
+#[test]
+fn r2_child() -> Result {
+    let Ok(url) = std::env::var(R2_CHILD_ENV) else {
+        return Ok(()); // only a child process of the R2 test runs this
+    };
+    runtime().block_on(async {
+        let _running = Copy::builder()
+            .input(TopicSpec::new(R2_IN).partitions(4))
+            .output(TopicSpec::new(R2_OUT).partitions(4))
+            .options(PipelineOptions::new().backend(&url).group("r2"))
+            .start()
+            .await?;
+        tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8]))
+            .await??;
+        Ok(())
+    })
+}
+
+/// The child processes of R2, killed (SIGKILL) when dropped, even on a failed assertion.
+struct Children(Vec<std::process::Child>);
+
+impl Children {
+    /// Starts a child process running [`r2_child`] against `url`. Its stdin is a pipe the
+    /// parent holds; its stdout and stderr go nowhere, so that an orphan never holds the
+    /// harness's pipes.
+    fn spawn(url: &str) -> std::process::Child {
+        std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "r2_child", "--nocapture"])
+            .env(R2_CHILD_ENV, url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("a child process")
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What the R2 parent has read from the output so far.
+#[derive(Default)]
+struct Output {
+    distinct: BTreeSet<u64>,
+    total: u64,
+}
+
+impl Output {
+    /// Whether every value below `n` was read.
+    fn has_all_below(&self, n: u64) -> bool {
+        self.distinct.range(..n).count() as u64 == n
+    }
+
+    /// The values below `n` not read yet, by input partition (value `v` was sent to
+    /// partition `v / 10 % 4`).
+    fn missing_below(&self, n: u64) -> String {
+        let mut missing: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for v in (0..n).filter(|v| !self.distinct.contains(v)) {
+            let (count, _) = missing.entry(v / 10 % 4).or_insert((0, v));
+            *count += 1;
+        }
+        let shown: Vec<String> = missing
+            .iter()
+            .map(|(p, (count, first))| format!("partition {p}: {count} from {first}"))
+            .collect();
+        format!("{} read, missing {}", self.total, shown.join("; "))
+    }
+}
+
+/// Waits until `done` holds, or panics with `what` after `limit`.
+fn wait_until(limit: Duration, what: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{} (after {limit:?})", what());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// R2 on Kafka: two processes run `copy` in one consumer group over 4 partitions while
+/// records stream in; one of them is SIGKILLed mid-stream and replaced, twice (one of each
+/// original pair). The dead member's partitions move once its session (10 s) expires, and
+/// their new owner reads from the last commit: every record reaches the output at least
+/// once. Which process owns which partition cannot be seen through tansu, so the test does
+/// not assert it (a victim may own no partition at all).
+///
+/// tansu 0.6.0 drops an expired member without starting a rebalance (a live member's
+/// heartbeat removes it from the group, the group stays formed, and its partitions stay
+/// assigned to no one until the next join), so the replacement starts only after the
+/// session timeout: its join is the rebalance that hands the partitions over. A Kafka
+/// broker rebalances by itself, and the replacement's timing would not matter.
+#[test]
+fn r2_a_process_killed_out_of_its_group_loses_no_record() -> Result {
+    let Some(tansu) = Tansu::start() else {
+        return Ok(());
+    };
+    const KILLS: usize = 2;
+    /// The bridge's `session.timeout.ms`.
+    const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long after the session's expiry the replacement starts (tansu notices the expiry
+    /// at the next heartbeat of a live member, within a second).
+    const REPLACE_SLACK: Duration = Duration::from_secs(3);
+    let url = tansu.url();
+    let rt = runtime();
+    let connection = rt.block_on(Connection::open(&url))?;
+    // The topics exist before the children start.
+    let mut producer =
+        rt.block_on(connection.producer::<u64>(TopicSpec::new(R2_IN).partitions(4)))?;
+    // The reader joins first: a bridge member holds records back until every member its
+    // process expects (one per partition) has joined, or 30 s have passed; a lone reader
+    // of 4 partitions waits the 30 s, while the children start.
+    let mut reader =
+        rt.block_on(connection.reader::<u64>(TopicSpec::new(R2_OUT).partitions(4), "r2-reader"))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let output = Arc::new(Mutex::new(Output::default()));
+    // Records stream in until the kills are over: 10 every 100 ms, round-robin over the
+    // partitions.
+    let producing = {
+        let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
+        rt.spawn(async move {
+            let mut next = 0u64;
+            let mut partition = 0u32;
+            while !stop.load(Ordering::Acquire) {
+                producer.send_batch(partition, next..next + 10).await?;
+                next += 10;
+                sent.store(next, Ordering::Release);
+                partition = (partition + 1) % 4;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok::<_, dataflow::backend::BackendError>(next)
+        })
+    };
+    let all_read = Arc::new(AtomicBool::new(false));
+    let reading = {
+        let (all_read, output) = (Arc::clone(&all_read), Arc::clone(&output));
+        rt.spawn(async move {
+            while !all_read.load(Ordering::Acquire) {
+                let batch = reader.recv_batch(512, Duration::from_millis(200)).await?;
+                {
+                    let mut output = output.lock().expect("output");
+                    for record in batch {
+                        let value = record.value.map_err(|bad| bad.error)?;
+                        output.distinct.insert(value);
+                        output.total += 1;
+                    }
+                }
+                reader.commit().await?;
+            }
+            reader.leave().await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+    };
+    let read = |check: &dyn Fn(&Output) -> bool| check(&output.lock().expect("output"));
+    let read_with = |show: &dyn Fn(&Output) -> String| show(&output.lock().expect("output"));
+
+    let started = Instant::now();
+    let mut children = Children(vec![Children::spawn(&url), Children::spawn(&url)]);
+    wait_until(
+        Duration::from_secs(90),
+        || "no record ever reached the output".to_owned(),
+        || read(&|o| o.total > 0),
+    );
+    let mut timeline = vec![format!("first output at {:.1?}", started.elapsed())];
+    for round in 1..=KILLS {
+        // Mid-stream: records keep coming in while the victim dies.
+        std::thread::sleep(Duration::from_secs(1));
+        let victim = round % 2;
+        let killed_at = sent.load(Ordering::Acquire);
+        children.0[victim].kill()?;
+        children.0[victim].wait()?;
+        let killed = Instant::now();
+        std::thread::sleep(SESSION_TIMEOUT + REPLACE_SLACK);
+        children.0[victim] = Children::spawn(&url);
+        // Two batches of every partition sent after the kill: the victim's partitions too
+        // have moved on by then.
+        wait_until(
+            Duration::from_secs(90),
+            || {
+                let missing = read_with(&|o| o.missing_below(killed_at + 80));
+                format!(
+                    "the records sent after kill {round} never all reached the output: {missing}"
+                )
+            },
+            || read(&|o| o.has_all_below(killed_at + 80)),
+        );
+        timeline.push(format!(
+            "kill {round} at {:.1?}, caught up {:.1?} later (replaced after {:?})",
+            killed - started,
+            killed.elapsed(),
+            SESSION_TIMEOUT + REPLACE_SLACK
+        ));
+    }
+    stop.store(true, Ordering::Release);
+    let n = rt.block_on(producing)??;
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            let missing = read_with(&|o| o.missing_below(n));
+            format!("the last records never reached the output: {missing}")
+        },
+        || read(&|o| o.has_all_below(n)),
+    );
+    all_read.store(true, Ordering::Release);
+    rt.block_on(reading)?.map_err(|e| e.to_string())?;
+    drop(children);
+
+    let output = output.lock().expect("output");
+    assert!(output.has_all_below(n), "records lost");
+    eprintln!(
+        "r2: {n} records, {KILLS} kills, {} duplicates; {}",
+        output.total - n,
+        timeline.join(", ")
+    );
+    Ok(())
+}
+
 /// R10, as far as tansu allows: the broker is killed and restarted on the same port while a
 /// pipeline, a producer and a reader are connected. Its `memory://` storage (the only one in
 /// the CI build) starts empty, so the test recreates the topics after the restart, as a
 /// durable broker would still have them; records acknowledged before the kill were all read
 /// at the sink before it. The bridge must ride through the outage without failing or
 /// hanging: every record sent after the restart reaches the sink (duplicates allowed).
+///
+/// Ignored: the restarted `memory://` broker has also forgotten the idempotent producers,
+/// and hands their ids out again from 1. An old producer whose id now belongs to a new one
+/// is refused (`OutOfOrderSequenceNumber`) or, worse, told its records are duplicates and
+/// so never written (a few records missing at the sink); an old producer whose id is
+/// unknown asks to bump its epoch, which tansu 0.6.0 refuses (`UnknownServerError`) until
+/// the send times out. 2 runs of 10 failed here, one each way. A durable broker keeps that
+/// state (tansu's `libsql` feature would give a durable storage to test against).
 #[test]
-#[ignore = "flaky: a send after the restart sometimes times out (brokers seen down for 60 s); run with --ignored"]
+#[ignore = "flaky on tansu memory://: the restarted broker reuses producer ids (sends time out or records are dropped as duplicates); run with --ignored"]
 fn r10_broker_restart_mid_stream() -> Result {
     let Some(mut tansu) = Tansu::start() else {
         return Ok(());
@@ -334,8 +574,11 @@ fn r10_broker_restart_mid_stream() -> Result {
         fresh.producer::<u64>(input.clone()).await?;
         fresh.producer::<u64>(output.clone()).await?;
 
-        // The old producer, pipeline and reader carry on.
-        send_range(&mut producer, HALF..2 * HALF).await?;
+        // The old producer, pipeline and reader carry on. (A panic, not an error, so that
+        // the broker's log is kept.)
+        send_range(&mut producer, HALF..2 * HALF)
+            .await
+            .unwrap_or_else(|e| panic!("a send after the restart failed: {e}"));
         let after: BTreeSet<u64> = read_until(
             &mut reader,
             Duration::from_secs(240),
@@ -347,12 +590,11 @@ fn r10_broker_restart_mid_stream() -> Result {
                     == HALF
             },
             |seen| {
+                let seen: BTreeSet<u64> = seen.iter().copied().collect();
+                let missing: Vec<u64> = (HALF..2 * HALF).filter(|v| !seen.contains(v)).collect();
                 format!(
-                    "{} distinct of the second half",
-                    seen.iter()
-                        .filter(|&&v| v >= HALF)
-                        .collect::<BTreeSet<_>>()
-                        .len()
+                    "{} distinct of the second half; missing (input partition = value % 2): {missing:?}",
+                    seen.range(HALF..).count()
                 )
             },
         )

@@ -4,7 +4,7 @@
 //! bench starts its own `redis-server` (from the `PATH`, or env `REDIS_SERVER`) on a free
 //! loopback port, without persistence, and kills it at the end; without the binary it prints
 //! why and exits 0. Likewise a `tansu` Kafka-protocol broker (env `TANSU`, else
-//! `$HOME/.cache/dataflow-ci/tansu/bin/tansu`, else the `PATH`) with in-memory storage; without
+//! `$HOME/.cache/dataflow-ci/tansu-libsql/bin/tansu`, else the `PATH`) with in-memory storage; without
 //! it the Kafka peers are skipped (printed) and the rest runs.
 //!
 //! Peers, interleaved round by round (A B C, B C A, C A B, ...):
@@ -412,13 +412,13 @@ struct Tansu {
 
 impl Tansu {
     /// Starts the broker, or `None` when the binary is missing (`$TANSU`, then
-    /// `$HOME/.cache/dataflow-ci/tansu/bin/tansu`, then the `PATH`).
+    /// `$HOME/.cache/dataflow-ci/tansu-libsql/bin/tansu`, then the `PATH`).
     fn start() -> Option<Self> {
         let binary = std::env::var_os("TANSU")
             .map(PathBuf::from)
             .or_else(|| {
                 let home = PathBuf::from(std::env::var_os("HOME")?);
-                Some(home.join(".cache/dataflow-ci/tansu/bin/tansu"))
+                Some(home.join(".cache/dataflow-ci/tansu-libsql/bin/tansu"))
             })
             .filter(|p| p.is_file())
             .or_else(|| {
@@ -1825,7 +1825,7 @@ fn main() {
     if kafka.is_none() {
         println!(
             "bridges: the Kafka peers (X3) are skipped, tansu not found ($TANSU, \
-             ~/.cache/dataflow-ci/tansu/bin/tansu, PATH)"
+             ~/.cache/dataflow-ci/tansu-libsql/bin/tansu, PATH)"
         );
     }
     let peers: Vec<Peer> = PEERS

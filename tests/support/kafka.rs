@@ -14,6 +14,8 @@ pub struct Tansu {
     binary: PathBuf,
     port: u16,
     log: PathBuf,
+    /// Its working directory, where its SQLite storage lives.
+    dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -22,7 +24,7 @@ fn find_binary() -> Option<PathBuf> {
         return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     if let Some(home) = std::env::var_os("HOME") {
-        let cached = Path::new(&home).join(".cache/dataflow-ci/tansu/bin/tansu");
+        let cached = Path::new(&home).join(".cache/dataflow-ci/tansu-libsql/bin/tansu");
         if cached.is_file() {
             return Some(cached);
         }
@@ -44,9 +46,9 @@ impl Tansu {
     /// the binary is missing outside CI.
     pub fn start() -> Option<Self> {
         let Some(binary) = find_binary() else {
-            let why = "tansu not found ($TANSU, ~/.cache/dataflow-ci/tansu/bin/tansu, PATH); \
-                       install it with `cargo install tansu --locked --version 0.6.0 \
-                       --features dynostore`";
+            let why = "tansu not found ($TANSU, ~/.cache/dataflow-ci/tansu-libsql/bin/tansu, \
+                       PATH); install it with `cargo install tansu --locked --version 0.6.0 \
+                       --features dynostore,libsql`";
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{why}");
             }
@@ -56,10 +58,14 @@ impl Tansu {
         let port = free_port();
         let log =
             std::env::temp_dir().join(format!("dataflow-tansu-{}-{port}.log", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("dataflow-tansu-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for tansu's storage");
         let mut broker = Self {
             binary,
             port,
             log,
+            dir,
             child: None,
         };
         broker.launch();
@@ -101,7 +107,10 @@ impl Tansu {
         let child = Command::new(&self.binary)
             .args(["broker", "--listener-url", &listener])
             .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", "memory://tansu/"])
+            // SQLite in a directory of its own: what the broker acknowledged survives a
+            // SIGKILL (R10), as on a real Kafka broker.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -137,5 +146,6 @@ impl Drop for Tansu {
         } else {
             let _ = std::fs::remove_file(&self.log);
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -153,7 +153,7 @@ impl Connection {
                 let partitions = backend
                     .ensure_topic(&spec.name, spec.partitions.unwrap_or(1))
                     .await?;
-                let member = backend.join(&spec.name, group, partitions).await?;
+                let member = backend.join(&spec.name, group, partitions, 1).await?;
                 Ok(TopicReader::remote(
                     &spec.name,
                     member,

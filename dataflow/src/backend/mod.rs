@@ -69,12 +69,15 @@ pub trait RemoteBackend: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Box<dyn RemoteProducer>, BackendError>>;
 
     /// Joins consumer group `group` of `topic` (`partitions` partitions) as a new member.
-    /// A group that does not exist yet starts at the earliest record.
+    /// A group that does not exist yet starts at the earliest record. `local_members` is how
+    /// many members of this group the process joins, one after the other (a pipeline: one
+    /// per partition; a lone reader: 1), so that a bridge can tell when they have all joined.
     fn join<'a>(
         &'a self,
         topic: &'a str,
         group: &'a str,
         partitions: u32,
+        local_members: u32,
     ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>>;
 }
 

@@ -375,7 +375,7 @@ where
             for _ in 0..remote.partitions {
                 let member = remote
                     .backend
-                    .join(&remote.name, group, remote.partitions)
+                    .join(&remote.name, group, remote.partitions, remote.partitions)
                     .await?;
                 members.push(Membership::Remote(TopicReader::remote(
                     &remote.name,

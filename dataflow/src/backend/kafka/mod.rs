@@ -341,13 +341,14 @@ impl RemoteBackend for KafkaBackend {
         &'a self,
         topic: &'a str,
         group: &'a str,
-        partitions: u32,
+        _partitions: u32,
+        local_members: u32,
     ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
         Box::pin(async move {
             let local = Arc::clone(
                 lock(&self.groups)
                     .entry((topic.to_owned(), group.to_owned()))
-                    .or_insert_with(|| Arc::new(LocalGroup::new(partitions as usize))),
+                    .or_insert_with(|| Arc::new(LocalGroup::new(local_members as usize))),
             );
             let member: Box<dyn RemoteMember> = Box::new(KafkaMember::join(
                 &self.consumer_config,

@@ -142,16 +142,7 @@ impl RedisMember {
                     .await?;
                 renewed == 1
             } else {
-                let _: i64 = self
-                    .commands
-                    .query(
-                        redis::cmd("EVAL")
-                            .arg(RELEASE)
-                            .arg(1)
-                            .arg(&key)
-                            .arg(&self.id),
-                    )
-                    .await?;
+                self.release(partition).await?;
                 false
             };
             if !keep {
@@ -180,6 +171,17 @@ impl RedisMember {
             }
         }
         Ok(())
+    }
+
+    /// Gives up the lease of `partition`, if this member still holds it.
+    async fn release(&mut self, partition: u32) -> Result<(), BackendError> {
+        let release = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.lease_key(partition))
+            .arg(&self.id)
+            .clone();
+        self.commands.query::<i64>(&release).await.map(drop)
     }
 
     /// Moves every entry pending in the group for `partition` (delivered to a member that
@@ -476,16 +478,7 @@ impl RemoteMember for RedisMember {
                 .query(redis::cmd("ZREM").arg(&key).arg(&self.id))
                 .await?;
             for partition in std::mem::take(&mut self.owned).into_keys() {
-                let _: i64 = self
-                    .commands
-                    .query(
-                        redis::cmd("EVAL")
-                            .arg(RELEASE)
-                            .arg(1)
-                            .arg(self.lease_key(partition))
-                            .arg(&self.id),
-                    )
-                    .await?;
+                self.release(partition).await?;
             }
             Ok(())
         })

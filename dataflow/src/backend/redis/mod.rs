@@ -221,6 +221,7 @@ impl RemoteBackend for RedisBackend {
         topic: &'a str,
         group: &'a str,
         partitions: u32,
+        _local_members: u32,
     ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
         Box::pin(async move {
             let commands = self.link(RESPONSE_TIMEOUT);

@@ -31,6 +31,11 @@ fn copy(input: Source<u64>, output: Sink<u64>) {
     input.map(|x: u64| x).to(output);
 }
 
+#[pipeline]
+fn shout(input: Source<String>, output: Sink<String>) {
+    input.map(|s: String| s.to_uppercase()).to(output);
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Click {
     user: u64,
@@ -188,6 +193,43 @@ fn records_from_redis_cli_are_read_and_the_output_is_readable_json() -> Result {
     assert!(out.contains(r#"{"user":1,"home":false}"#), "{out}");
     assert!(out.contains(r#"{"user":9,"home":true}"#), "{out}");
     Ok(())
+}
+
+#[test]
+fn an_output_too_large_for_its_codec_is_a_dead_letter_and_the_rest_goes_on() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    runtime().block_on(async {
+        let connection = Connection::open(&server.url()).await?;
+        let small = dataflow::codec::Codec::bincode().max_bytes(16);
+        let running = Shout::builder()
+            .input("words")
+            .output(TopicSpec::new("loud").codec(small))
+            .options(PipelineOptions::new().connection(&connection))
+            .start()
+            .await?;
+        let mut producer = connection.producer::<String>("words").await?;
+        let long = "x".repeat(100);
+        producer
+            .send_batch(0, ["a".to_owned(), long.clone(), "b".to_owned()])
+            .await?;
+        let seen = read_until::<String>(&connection, TopicSpec::new("loud").codec(small), |s| {
+            s.len() >= 2
+        })
+        .await?;
+        assert_eq!(seen, ["A", "B"]);
+        let mut dead = running
+            .dead_letters()
+            .consumer(dataflow::broker::Start::Earliest)?;
+        let record = dead.recv().await?;
+        let letter = record.value();
+        assert_eq!(letter.stage, "encode");
+        assert!(letter.error.contains("loud"), "{}", letter.error);
+        assert_eq!(letter.value::<String>(), Some(&long.to_uppercase()));
+        running.shutdown().await?;
+        Ok(())
+    })
 }
 
 #[test]

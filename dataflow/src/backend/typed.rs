@@ -124,22 +124,42 @@ impl<T: Serialize + Send + Sync + 'static> TopicProducer<T> {
         }
     }
 
-    /// Encodes `values` for a remote backend (nothing on the embedded broker).
+    /// Encodes `values` for a remote backend (nothing on the embedded broker); fails on the
+    /// first value that does not encode.
     pub(crate) fn encode(
         &mut self,
         values: &mut dyn Iterator<Item = T>,
     ) -> Result<Vec<Vec<u8>>, BackendError> {
+        let mut failed = None;
+        let encoded = self.encode_each(values, &mut |_, err| {
+            failed.get_or_insert(err);
+        });
+        match failed {
+            Some(err) => Err(err.into()),
+            None => Ok(encoded),
+        }
+    }
+
+    /// Encodes `values` for a remote backend, handing each value that does not encode to
+    /// `rejected` instead of failing the batch (nothing on the embedded broker).
+    pub(crate) fn encode_each(
+        &mut self,
+        values: &mut dyn Iterator<Item = T>,
+        rejected: &mut dyn FnMut(T, CodecError),
+    ) -> Vec<Vec<u8>> {
         let ProducerInner::Remote { codec, buffer, .. } = &mut self.inner else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let mut encoded = std::mem::take(buffer);
         encoded.clear();
         for value in values {
             let mut bytes = Vec::new();
-            codec.encode(&value, &mut bytes)?;
-            encoded.push(bytes);
+            match codec.encode(&value, &mut bytes) {
+                Ok(()) => encoded.push(bytes),
+                Err(err) => rejected(value, err),
+            }
         }
-        Ok(encoded)
+        encoded
     }
 
     /// Sends what [`encode`](Self::encode) made to `partition`.

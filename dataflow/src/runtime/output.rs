@@ -1,6 +1,8 @@
 //! Outputs of a segment: a buffer per destination topic, flushed once per batch.
 
+use std::any::Any;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use broker::{Producer, SendError, Topic};
 
@@ -26,6 +28,15 @@ pub struct Output<T> {
     topic: String,
     partitions: u32,
     buffer: Vec<(u32, T)>,
+    /// Values of the last flush that did not encode (remote topics only): dead letters.
+    pub(crate) rejected: Vec<Rejected>,
+}
+
+/// A value that could not be encoded for a remote topic.
+pub(crate) struct Rejected {
+    pub(crate) value: Arc<dyn Any + Send + Sync>,
+    pub(crate) value_type: &'static str,
+    pub(crate) error: String,
 }
 
 enum Sender<T> {
@@ -35,12 +46,14 @@ enum Sender<T> {
 
 /// A remote producer, as a trait object made where `T: Serialize` is known.
 trait RemoteOutput<T>: Send {
-    /// Encodes `values` (before anything is sent) and appends them to `partition`.
-    fn send(
-        &mut self,
+    /// Encodes `values` (before anything is sent) and appends them to `partition`; a value
+    /// that does not encode goes to `rejected` instead.
+    fn send<'a>(
+        &'a mut self,
         partition: u32,
         values: &mut dyn Iterator<Item = T>,
-    ) -> BoxFuture<'_, Result<(), BackendError>>;
+        rejected: &mut Vec<Rejected>,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 }
 
 /// Encoded and waiting to be sent.
@@ -49,13 +62,20 @@ struct Encoding<T> {
 }
 
 impl<T: Deliver> RemoteOutput<T> for Encoding<T> {
-    fn send(
-        &mut self,
+    fn send<'a>(
+        &'a mut self,
         partition: u32,
         values: &mut dyn Iterator<Item = T>,
-    ) -> BoxFuture<'_, Result<(), BackendError>> {
-        let encoded = self.producer.encode(values);
-        Box::pin(async move { self.producer.send_encoded(partition, encoded?).await })
+        rejected: &mut Vec<Rejected>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        let encoded = self.producer.encode_each(values, &mut |value, error| {
+            rejected.push(Rejected {
+                value: Arc::new(value),
+                value_type: std::any::type_name::<T>(),
+                error: error.to_string(),
+            })
+        });
+        Box::pin(async move { self.producer.send_encoded(partition, encoded).await })
     }
 }
 
@@ -67,6 +87,7 @@ impl<T: Send + Sync + 'static> Output<T> {
             topic: topic.name().to_owned(),
             partitions: topic.partitions(),
             buffer: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 }
@@ -85,6 +106,7 @@ impl<T: Deliver> Output<T> {
                     topic: remote.name.clone(),
                     partitions: remote.partitions,
                     buffer: Vec::new(),
+                    rejected: Vec::new(),
                 })
             }
         }
@@ -92,6 +114,11 @@ impl<T: Deliver> Output<T> {
 }
 
 impl<T> Output<T> {
+    /// The destination topic's name.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// Buffers `value` for the partition matching the input partition (keeps per-partition
     /// order).
     #[inline]
@@ -138,7 +165,7 @@ impl<T> Output<T> {
                 Sender::Remote(sender) => {
                     let mut values = self.buffer.drain(..run).map(|(_, value)| value);
                     sender
-                        .send(partition, &mut values)
+                        .send(partition, &mut values, &mut self.rejected)
                         .await
                         .map_err(PipelineError::from)
                 }

@@ -304,9 +304,34 @@ impl<In: Clone> Task<In> {
         }
     }
 
-    /// Sends what `output` buffered during the batch.
+    /// Sends what `output` buffered during the batch. A value that does not encode for a
+    /// remote topic (over the codec's size limit, say) becomes a dead letter of the `encode`
+    /// step, carrying that value and the position of the batch's last input record.
     pub async fn flush<T>(&mut self, output: &mut Output<T>) -> Result<(), PipelineError> {
-        output.flush().await.map(drop)
+        output.flush().await?;
+        if output.rejected.is_empty() {
+            return Ok(());
+        }
+        let state = &mut self.state;
+        let position = state.processed.last().copied().unwrap_or(Position {
+            partition: 0,
+            offset: 0,
+        });
+        let destination = output.topic().to_owned();
+        for rejected in std::mem::take(&mut output.rejected) {
+            let letter = DeadLetter {
+                pipeline: state.pipeline,
+                stage: "encode",
+                error: format!("{} (writing to `{destination}`)", rejected.error),
+                panicked: false,
+                topic: state.topic.clone(),
+                position,
+                value: rejected.value,
+                value_type: rejected.value_type,
+            };
+            state.dead.push(position.partition, letter);
+        }
+        Ok(())
     }
 
     /// Sends the batch's dead letters, then commits the batch's input positions. Call it after

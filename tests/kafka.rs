@@ -2,9 +2,7 @@
 //! pipeline as on the embedded broker, interoperability with raw rdkafka clients, a broker
 //! restarted mid-stream (R10), and processes killed out of a group (R2).
 
-mod support {
-    pub mod kafka;
-}
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -12,23 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataflow::backend::{Connection, TopicReader};
-use dataflow::{PipelineOptions, Sink, Source, TopicSpec, pipeline};
+use dataflow::{PipelineOptions, TopicSpec};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::de::DeserializeOwned;
 use support::kafka::Tansu;
-
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
+use support::pipelines::{Click, Copy, Result, Visit, Visits, WordCount, runtime, words};
 
 /// A name no other test (or earlier run against the same broker) uses.
 fn unique(prefix: &str) -> String {
@@ -38,19 +27,6 @@ fn unique(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn words(line: String) -> Vec<String> {
-    line.split_whitespace().map(str::to_owned).collect()
-}
-
-#[pipeline]
-fn word_count(lines: Source<String>, counts: Sink<(String, u64)>) {
-    lines
-        .flat_map(words)
-        .key_by(|word| word.clone())
-        .count()
-        .to(counts);
 }
 
 const LINES: u64 = 120;
@@ -171,30 +147,6 @@ fn word_count_on_kafka_matches_mem() -> Result {
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-struct Click {
-    user: u64,
-    page: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-struct Visit {
-    user: u64,
-    home: bool,
-}
-
-#[pipeline]
-fn visits(clicks: Source<Click>, out: Sink<Visit>) {
-    clicks
-        .map(|c: Click| Visit {
-            user: c.user,
-            home: c.page == "/",
-        })
-        .to(out);
-}
-
-/// Raw rdkafka clients on both ends: JSON written by a `FutureProducer` goes through a
-/// pipeline, and a `StreamConsumer` reads its JSON output.
 #[test]
 fn raw_rdkafka_clients_write_and_read_json_topics() -> Result {
     let Some(tansu) = Tansu::start() else {
@@ -263,12 +215,6 @@ fn raw_rdkafka_clients_write_and_read_json_topics() -> Result {
     })
 }
 
-#[pipeline]
-fn copy(input: Source<u64>, output: Sink<u64>) {
-    input.map(|x: u64| x).to(output);
-}
-
-/// Sends `range` to `producer` over 2 partitions, in batches.
 async fn send_range(
     producer: &mut dataflow::backend::TopicProducer<u64>,
     range: std::ops::Range<u64>,

@@ -9,61 +9,12 @@ use std::time::{Duration, Instant};
 
 use dataflow::backend::{BackendError, Connection, Received};
 use dataflow::{PipelineOptions, Sink, Source, TopicSpec, pipeline};
+use support::pipelines::{Copy, Result, Visit, Visits, WordCount, runtime};
 use support::redis::RedisServer;
-
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-fn words(line: String) -> Vec<String> {
-    line.split_whitespace().map(str::to_lowercase).collect()
-}
-
-#[pipeline]
-fn word_count(lines: Source<String>, counts: Sink<(String, u64)>) {
-    lines
-        .flat_map(words)
-        .key_by(|word| word.clone())
-        .count()
-        .to(counts);
-}
-
-#[pipeline]
-fn copy(input: Source<u64>, output: Sink<u64>) {
-    input.map(|x: u64| x).to(output);
-}
 
 #[pipeline]
 fn shout(input: Source<String>, output: Sink<String>) {
     input.map(|s: String| s.to_uppercase()).to(output);
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Click {
-    user: u64,
-    page: String,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Visit {
-    user: u64,
-    home: bool,
-}
-
-#[pipeline]
-fn visits(clicks: Source<Click>, out: Sink<Visit>) {
-    clicks
-        .map(|c: Click| Visit {
-            user: c.user,
-            home: c.page == "/",
-        })
-        .to(out);
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// Reads `topic` through a group of its own until `done` says so or 60 s pass.

@@ -4,7 +4,9 @@
 //! on `PATH`. When it is missing, a test skips (prints why) unless `CI=true`, where it fails.
 
 use std::fs::File;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
+
+use super::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,27 +36,15 @@ fn find_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 impl Tansu {
     /// Starts a broker with in-memory storage, or returns `None` (after printing why) when
     /// the binary is missing outside CI.
     pub fn start() -> Option<Self> {
-        let Some(binary) = find_binary() else {
-            let why = "tansu not found ($TANSU, ~/.cache/dataflow-ci/tansu-libsql/bin/tansu, \
-                       PATH); install it with `cargo install tansu --locked --version 0.6.0 \
-                       --features dynostore,libsql`";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why}");
-            }
-            eprintln!("skipped: {why}");
-            return None;
-        };
+        let binary = super::required(
+            find_binary(),
+            "tansu ($TANSU, ~/.cache/dataflow-ci/tansu-libsql/bin/tansu, or the PATH; \
+             `cargo install tansu --locked --version 0.6.0 --features dynostore,libsql`)",
+        )?;
         let port = free_port();
         let log =
             std::env::temp_dir().join(format!("dataflow-tansu-{}-{port}.log", std::process::id()));

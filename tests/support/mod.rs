@@ -1,3 +1,45 @@
-//! Test support: real servers started by the tests.
+//! Test support: real servers started by the tests, and the pipelines they run. Each test
+//! binary uses part of it.
 
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+pub mod kafka;
+pub mod pipelines;
 pub mod redis;
+
+/// `name` on the `PATH`, or at env `env`.
+pub fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// `None` (skip) when `binary` is missing, except under `CI=true` where it panics.
+pub fn required(binary: Option<PathBuf>, what: &str) -> Option<PathBuf> {
+    match binary {
+        Some(path) => Some(path),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{what} is required under CI=true (see .ci/run)")
+        }
+        None => {
+            eprintln!("skipped: {what} not found (install it to run this test)");
+            None
+        }
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}

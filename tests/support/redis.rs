@@ -6,10 +6,12 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::{find_binary, free_port, required};
 
 /// A running `redis-server`, killed on drop.
 pub struct RedisServer {
@@ -20,40 +22,6 @@ pub struct RedisServer {
     /// Its working directory (the append-only file lives there).
     pub dir: PathBuf,
     args: Vec<String>,
-}
-
-/// `name` on the `PATH`, or at env `env`.
-pub fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(env) {
-        return Some(PathBuf::from(path));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
-/// `None` (skip) when `binary` is missing, except under `CI=true` where it panics.
-pub fn required(binary: Option<PathBuf>, what: &str) -> Option<PathBuf> {
-    match binary {
-        Some(path) => Some(path),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{what} is required under CI=true (see .ci/run)")
-        }
-        None => {
-            eprintln!("skipped: {what} not found (install it to run this test)");
-            None
-        }
-    }
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl RedisServer {

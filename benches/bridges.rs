@@ -807,6 +807,78 @@ fn check_next(next: &mut u64, value: &[u8], size: usize) {
     *next += 1;
 }
 
+/// One throughput run through a [`Connection`] (the embedded broker or a bridge): a producer
+/// task writes `n` records in batches while a reader task reads, checks and commits them.
+/// With `prime`, a first record is sent and read back untimed, so that the group join (slow
+/// on Kafka) stays out of the figure.
+async fn connection_throughput(
+    url: &str,
+    topic: &str,
+    group: &str,
+    run: (u64, usize),
+    server: u32,
+    prime: bool,
+    drain_wait: Duration,
+) -> Throughput {
+    let (n, size) = run;
+    let connection = Connection::open(url).await.expect("connection");
+    let spec = TopicSpec::new(topic).partitions(1);
+    let mut reader = connection
+        .reader::<Vec<u8>>(spec.clone(), group)
+        .await
+        .expect("reader");
+    let mut producer = connection
+        .producer::<Vec<u8>>(spec)
+        .await
+        .expect("producer");
+    let joined = if prime {
+        Some(prime_bridge(&mut producer, &mut reader, size).await)
+    } else {
+        None
+    };
+    let cpu = CpuSample::take(server);
+    let start = Instant::now();
+    let produce = tokio::spawn(async move {
+        for b in 0..n / BATCH {
+            let batch = (b * BATCH..(b + 1) * BATCH).map(|i| record(i, size));
+            producer.send_batch(0, batch).await.expect("send_batch");
+        }
+        Instant::now()
+    });
+    let consume = tokio::spawn(async move {
+        let mut next = 0;
+        while next < n {
+            assert!(start.elapsed() < RUN_DEADLINE, "{n} sent, {next} read");
+            let batch = reader
+                .recv_batch(BATCH as usize, READ_WAIT)
+                .await
+                .expect("recv_batch");
+            for received in &batch {
+                let value = received.value.as_ref().expect("decodes");
+                check_next(&mut next, value, size);
+            }
+            reader.commit().await.expect("commit");
+        }
+        (Instant::now(), reader)
+    });
+    let produced = produce.await.expect("producer task");
+    let (done, mut reader) = consume.await.expect("consumer task");
+    let run = Throughput {
+        records: n,
+        seconds: (done - start).as_secs_f64(),
+        producer_seconds: (produced - start).as_secs_f64(),
+        cpu: cpu.until(&CpuSample::take(server)),
+        joined,
+    };
+    let extra = reader
+        .recv_batch(BATCH as usize, drain_wait)
+        .await
+        .expect("recv_batch");
+    assert!(extra.is_empty(), "{} records more than sent", extra.len());
+    reader.leave().await.expect("leave");
+    run
+}
+
 async fn throughput(peer: Peer, redis: &Redis, topic: &str, n: u64, size: usize) -> Throughput {
     assert!(
         n > 0 && n.is_multiple_of(BATCH),
@@ -819,56 +891,16 @@ async fn throughput(peer: Peer, redis: &Redis, topic: &str, n: u64, size: usize)
             } else {
                 &redis.url
             };
-            let connection = Connection::open(url).await.expect("connection");
-            let spec = TopicSpec::new(topic).partitions(1);
-            let mut reader = connection
-                .reader::<Vec<u8>>(spec.clone(), GROUP)
-                .await
-                .expect("reader");
-            let mut producer = connection
-                .producer::<Vec<u8>>(spec)
-                .await
-                .expect("producer");
-            let cpu = CpuSample::take(redis.server.pid());
-            let start = Instant::now();
-            let produce = tokio::spawn(async move {
-                for b in 0..n / BATCH {
-                    let batch = (b * BATCH..(b + 1) * BATCH).map(|i| record(i, size));
-                    producer.send_batch(0, batch).await.expect("send_batch");
-                }
-                Instant::now()
-            });
-            let consume = tokio::spawn(async move {
-                let mut next = 0;
-                while next < n {
-                    assert!(start.elapsed() < RUN_DEADLINE, "{n} sent, {next} read");
-                    let batch = reader
-                        .recv_batch(BATCH as usize, READ_WAIT)
-                        .await
-                        .expect("recv_batch");
-                    for received in &batch {
-                        let value = received.value.as_ref().expect("decodes");
-                        check_next(&mut next, value, size);
-                    }
-                    reader.commit().await.expect("commit");
-                }
-                (Instant::now(), reader)
-            });
-            let produced = produce.await.expect("producer task");
-            let (done, mut reader) = consume.await.expect("consumer task");
-            let run = Throughput {
-                records: n,
-                seconds: (done - start).as_secs_f64(),
-                producer_seconds: (produced - start).as_secs_f64(),
-                cpu: cpu.until(&CpuSample::take(redis.server.pid())),
-                joined: None,
-            };
-            let extra = reader
-                .recv_batch(BATCH as usize, Duration::from_millis(20))
-                .await
-                .expect("recv_batch");
-            assert!(extra.is_empty(), "{} records more than sent", extra.len());
-            reader.leave().await.expect("leave");
+            let run = connection_throughput(
+                url,
+                topic,
+                GROUP,
+                (n, size),
+                redis.server.pid(),
+                false,
+                Duration::from_millis(20),
+            )
+            .await;
             if peer == Peer::Bridge {
                 let key = format!("{topic}:0");
                 redis.raw.check_and_drop(&key, n, &bridge_keys(topic)).await;
@@ -969,58 +1001,16 @@ async fn kafka_throughput(
     let server = kafka.broker.pid();
     let run = match peer {
         Peer::KafkaBridge => {
-            let connection = Connection::open(&kafka.url).await.expect("connection");
-            let spec = TopicSpec::new(topic).partitions(1);
-            let mut reader = connection
-                .reader::<Vec<u8>>(spec.clone(), &group)
-                .await
-                .expect("reader");
-            let mut producer = connection
-                .producer::<Vec<u8>>(spec)
-                .await
-                .expect("producer");
-            let joined = prime_bridge(&mut producer, &mut reader, size).await;
-            let cpu = CpuSample::take(server);
-            let start = Instant::now();
-            let produce = tokio::spawn(async move {
-                for b in 0..n / BATCH {
-                    let batch = (b * BATCH..(b + 1) * BATCH).map(|i| record(i, size));
-                    producer.send_batch(0, batch).await.expect("send_batch");
-                }
-                Instant::now()
-            });
-            let consume = tokio::spawn(async move {
-                let mut next = 0;
-                while next < n {
-                    assert!(start.elapsed() < RUN_DEADLINE, "{n} sent, {next} read");
-                    let batch = reader
-                        .recv_batch(BATCH as usize, READ_WAIT)
-                        .await
-                        .expect("recv_batch");
-                    for received in &batch {
-                        let value = received.value.as_ref().expect("decodes");
-                        check_next(&mut next, value, size);
-                    }
-                    reader.commit().await.expect("commit");
-                }
-                (Instant::now(), reader)
-            });
-            let produced = produce.await.expect("producer task");
-            let (done, mut reader) = consume.await.expect("consumer task");
-            let run = Throughput {
-                records: n,
-                seconds: (done - start).as_secs_f64(),
-                producer_seconds: (produced - start).as_secs_f64(),
-                cpu: cpu.until(&CpuSample::take(server)),
-                joined: Some(joined),
-            };
-            let extra = reader
-                .recv_batch(BATCH as usize, Duration::from_millis(200))
-                .await
-                .expect("recv_batch");
-            assert!(extra.is_empty(), "{} records more than sent", extra.len());
-            reader.leave().await.expect("leave");
-            run
+            connection_throughput(
+                &kafka.url,
+                topic,
+                &group,
+                (n, size),
+                server,
+                true,
+                Duration::from_millis(200),
+            )
+            .await
         }
         Peer::KafkaRaw => {
             kafka.create_topic(topic).await;

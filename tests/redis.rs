@@ -146,6 +146,42 @@ fn records_from_redis_cli_are_read_and_the_output_is_readable_json() -> Result {
     Ok(())
 }
 
+#[pipeline]
+fn unlucky(input: Source<u64>, output: Sink<u64>) {
+    input
+        .map(|x: u64| if x == 13 { Err("unlucky") } else { Ok(x) })
+        .to(output);
+}
+
+#[test]
+fn a_stage_failure_on_redis_is_a_dead_letter_with_the_input_value() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    runtime().block_on(async {
+        let connection = Connection::open(&server.url()).await?;
+        let running = Unlucky::builder()
+            .input("numbers")
+            .output("lucky")
+            .options(PipelineOptions::new().connection(&connection))
+            .start()
+            .await?;
+        let mut producer = connection.producer::<u64>("numbers").await?;
+        producer.send_batch(0, [12, 13, 14]).await?;
+        let seen = read_until::<u64>(&connection, "lucky", |s| s.len() >= 2).await?;
+        assert_eq!(seen, [12, 14]);
+        let mut dead = running
+            .dead_letters()
+            .consumer(dataflow::broker::Start::Earliest)?;
+        let record = dead.recv().await?;
+        let letter = record.value();
+        assert_eq!(letter.error, "unlucky");
+        assert_eq!(letter.value::<u64>(), Some(&13));
+        running.shutdown().await?;
+        Ok(())
+    })
+}
+
 #[test]
 fn an_output_too_large_for_its_codec_is_a_dead_letter_and_the_rest_goes_on() -> Result {
     let Some(server) = RedisServer::start() else {

@@ -193,6 +193,9 @@ pub struct Received<T> {
     pub timestamp_nanos: u64,
     /// The value, or its payload and why it did not decode (remote backends only).
     pub value: Result<T, Undecodable>,
+    /// The payload of a value that decoded (remote backends only), kept so that a dead letter
+    /// can decode the value again instead of every record being cloned in case one fails.
+    pub(crate) payload: Vec<u8>,
 }
 
 /// A payload that did not decode as the topic's value type.
@@ -266,18 +269,24 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> TopicReader<T> {
                     .poll(max, wait)
                     .await?
                     .into_iter()
-                    .map(|delivery| Received {
-                        position: Position {
+                    .map(|delivery| {
+                        let position = Position {
                             partition: delivery.partition,
                             offset: delivery.offset,
-                        },
-                        timestamp_nanos: delivery.timestamp_nanos,
-                        value: codec
-                            .decode(&delivery.payload)
-                            .map_err(|error| Undecodable {
-                                error,
-                                payload: delivery.payload,
-                            }),
+                        };
+                        let (value, payload) = match codec.decode(&delivery.payload) {
+                            Ok(value) => (Ok(value), delivery.payload),
+                            Err(error) => {
+                                let payload = delivery.payload;
+                                (Err(Undecodable { error, payload }), Vec::new())
+                            }
+                        };
+                        Received {
+                            position,
+                            timestamp_nanos: delivery.timestamp_nanos,
+                            value,
+                            payload,
+                        }
                     })
                     .collect()
             }
@@ -310,6 +319,14 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> TopicReader<T> {
         Ok(())
     }
 
+    /// The codec of a remote topic (`None` on the embedded broker).
+    pub(crate) fn codec(&self) -> Option<Codec> {
+        match &self.inner {
+            ReaderInner::Mem(_) => None,
+            ReaderInner::Remote { codec, .. } => Some(*codec),
+        }
+    }
+
     /// Leaves the group (its partitions go to the other members at once).
     pub async fn leave(mut self) -> Result<(), BackendError> {
         match &mut self.inner {
@@ -337,6 +354,7 @@ async fn mem_batch<T: Clone>(
         position: record.position(),
         timestamp_nanos: record.timestamp_nanos(),
         value: Ok(record.value().clone()),
+        payload: Vec::new(),
     };
     loop {
         match tokio::time::timeout(wait, member.recv()).await {

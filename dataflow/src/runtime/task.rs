@@ -124,6 +124,8 @@ pub(super) trait RemoteInput<In>: Send {
     fn recv_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Received<In>>, BackendError>>;
     fn commit(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;
     fn leave(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;
+    /// A record's value decoded again from its payload, boxed for a dead letter.
+    fn again(&self, payload: &[u8]) -> Arc<dyn Any + Send + Sync>;
 }
 
 impl<In: Exchange> RemoteInput<In> for Option<TopicReader<In>> {
@@ -152,6 +154,15 @@ impl<In: Exchange> RemoteInput<In> for Option<TopicReader<In>> {
                 None => Ok(()),
             }
         })
+    }
+
+    fn again(&self, payload: &[u8]) -> Arc<dyn Any + Send + Sync> {
+        let codec = self.as_ref().and_then(TopicReader::codec);
+        match codec.map(|codec| codec.decode::<In>(payload)) {
+            Some(Ok(value)) => Arc::new(value),
+            // It decoded once; should it not now, the bytes still say what it was.
+            _ => Arc::new(payload.to_vec()),
+        }
     }
 }
 
@@ -258,7 +269,7 @@ impl<In: Clone> Task<In> {
         let member = match input {
             Input::Mem(member) => member,
             Input::Remote(reader) => {
-                return state.next_remote(&mut **reader, erase, &mut stages).await;
+                return state.next_remote(&mut **reader, &mut stages).await;
             }
         };
         loop {
@@ -432,7 +443,6 @@ impl TaskState {
     async fn next_remote<In: Clone, F>(
         &mut self,
         reader: &mut dyn RemoteInput<In>,
-        erase: Erase<In>,
         stages: &mut F,
     ) -> bool
     where
@@ -446,15 +456,16 @@ impl TaskState {
         for record in batch {
             match record.value {
                 Ok(value) => {
-                    // Kept for a dead letter: a remote record cannot be read again.
-                    let copy = value.clone();
+                    // A dead letter decodes the value again from its payload.
+                    let payload = record.payload;
+                    let reader = &*reader;
                     self.process_value(
                         &mut guard,
                         value,
                         record.position,
                         record.timestamp_nanos,
                         stages,
-                        || (erase(&copy), std::any::type_name::<In>()),
+                        || (reader.again(&payload), std::any::type_name::<In>()),
                     );
                 }
                 Err(undecodable) => self.undecodable(record.position, undecodable),

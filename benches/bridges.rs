@@ -1154,6 +1154,33 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
 }
 
+/// Reads `expected` records through `reader` into `rec`, committing each batch, then checks
+/// that nothing more arrives within `drain_wait` and leaves the group.
+async fn record_latencies(
+    mut reader: TopicReader<Vec<u8>>,
+    mut rec: Recorder,
+    expected: u64,
+    drain_wait: Duration,
+) -> Recorder {
+    while !rec.done(expected) {
+        let batch = reader
+            .recv_batch(BATCH as usize, READ_WAIT)
+            .await
+            .expect("recv_batch");
+        for received in &batch {
+            rec.record(received.value.as_ref().expect("decodes"));
+        }
+        reader.commit().await.expect("commit");
+    }
+    let extra = reader
+        .recv_batch(BATCH as usize, drain_wait)
+        .await
+        .expect("recv_batch");
+    assert!(extra.is_empty(), "{} records more than sent", extra.len());
+    reader.leave().await.expect("leave");
+    rec
+}
+
 /// The reader's side of a latency run.
 struct Recorder {
     schedule: Schedule,
@@ -1235,7 +1262,7 @@ fn latency(
             } else {
                 &redis.url
             };
-            let (mut producer, mut reader) = rt.block_on(async {
+            let (mut producer, reader) = rt.block_on(async {
                 let connection = Connection::open(url).await.expect("connection");
                 let spec = TopicSpec::new(topic).partitions(1);
                 let reader = connection
@@ -1248,26 +1275,12 @@ fn latency(
                     .expect("producer");
                 (producer, reader)
             });
-            let consume = rt.spawn(async move {
-                let mut rec = Recorder::new(schedule, size);
-                while !rec.done(expected) {
-                    let batch = reader
-                        .recv_batch(BATCH as usize, READ_WAIT)
-                        .await
-                        .expect("recv_batch");
-                    for received in &batch {
-                        rec.record(received.value.as_ref().expect("decodes"));
-                    }
-                    reader.commit().await.expect("commit");
-                }
-                let extra = reader
-                    .recv_batch(BATCH as usize, Duration::from_millis(20))
-                    .await
-                    .expect("recv_batch");
-                assert!(extra.is_empty(), "{} records more than sent", extra.len());
-                reader.leave().await.expect("leave");
-                rec
-            });
+            let consume = rt.spawn(record_latencies(
+                reader,
+                Recorder::new(schedule, size),
+                expected,
+                Duration::from_millis(20),
+            ));
             let cpu = CpuSample::take(redis.server.pid());
             let (sent, late) = schedule.pace(|t, started| {
                 rt.block_on(producer.send_batch(0, [timed_record(t, started, size)]))
@@ -1372,7 +1385,7 @@ fn kafka_latency(
     let expected = schedule.count();
     let (sent, late, recorder, cpu, joined, schedule) = match peer {
         Peer::KafkaBridge => {
-            let (producers, mut reader, joined) = rt.block_on(async {
+            let (producers, reader, joined) = rt.block_on(async {
                 let connection = Connection::open(&kafka.url).await.expect("connection");
                 let spec = TopicSpec::new(topic).partitions(1);
                 let mut reader = connection
@@ -1392,26 +1405,12 @@ fn kafka_latency(
                 (producers, reader, joined)
             });
             let schedule = schedule.starting_at(now_ns(schedule.base) + 50_000_000);
-            let consume = rt.spawn(async move {
-                let mut rec = Recorder::new(schedule, size);
-                while !rec.done(expected) {
-                    let batch = reader
-                        .recv_batch(BATCH as usize, READ_WAIT)
-                        .await
-                        .expect("recv_batch");
-                    for received in &batch {
-                        rec.record(received.value.as_ref().expect("decodes"));
-                    }
-                    reader.commit().await.expect("commit");
-                }
-                let extra = reader
-                    .recv_batch(BATCH as usize, Duration::from_millis(200))
-                    .await
-                    .expect("recv_batch");
-                assert!(extra.is_empty(), "{} records more than sent", extra.len());
-                reader.leave().await.expect("leave");
-                rec
-            });
+            let consume = rt.spawn(record_latencies(
+                reader,
+                Recorder::new(schedule, size),
+                expected,
+                Duration::from_millis(200),
+            ));
             let (free_tx, free_rx) = crossbeam_channel::bounded(IN_FLIGHT);
             for producer in producers {
                 free_tx.send(producer).expect("a free producer");

@@ -1,9 +1,10 @@
 //! A `tansu` broker (Kafka protocol) on a free loopback port, as a child process of the test.
 //!
-//! The binary is looked up at `$TANSU`, then `$HOME/.cache/dataflow-ci/tansu/bin/tansu`, then
-//! on `PATH`. When it is missing, a test skips (prints why) unless `CI=true`, where it fails.
+//! The binary is looked up at `$TANSU`, then
+//! `$HOME/.cache/dataflow-ci/tansu-libsql/bin/tansu`, then on `PATH`. When it is missing, a test skips (prints why) unless `CI=true`, where it fails.
 
 use std::fs::File;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use super::free_port;
@@ -107,25 +108,54 @@ impl Tansu {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
         self.child = Some(child);
-        // Accepting connections is enough: Kafka requests are served from then on.
+        // Ready once it answers a Kafka request, and only if the process that answers is still
+        // ours: a broker that could not bind its port exits, and another one's answer must not
+        // pass for its own.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = ("127.0.0.1", self.port);
-        while TcpStream::connect(addr).is_err() {
+        loop {
+            let answered = answers_api_versions(self.port);
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!(
                     "tansu exited ({status}) at start; log: {}",
                     self.log.display()
                 );
             }
+            if answered {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "tansu did not listen on port {} within 30 s; log: {}",
+                "tansu did not answer on port {} within 30 s; log: {}",
                 self.port,
                 self.log.display()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Whether a Kafka broker on `port` answers an `ApiVersions` (v0) request.
+fn answers_api_versions(port: u16) -> bool {
+    const CORRELATION_ID: i32 = 7;
+    let ask = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let client_id = b"dataflow-tests";
+        let mut body = Vec::new();
+        body.extend_from_slice(&18i16.to_be_bytes()); // api key: ApiVersions
+        body.extend_from_slice(&0i16.to_be_bytes()); // api version
+        body.extend_from_slice(&CORRELATION_ID.to_be_bytes());
+        body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+        body.extend_from_slice(client_id);
+        let mut request = (body.len() as i32).to_be_bytes().to_vec();
+        request.extend_from_slice(&body);
+        stream.write_all(&request)?;
+        // The response: its size, then the request's correlation id.
+        let mut head = [0u8; 8];
+        stream.read_exact(&mut head)?;
+        Ok(head[4..8] == CORRELATION_ID.to_be_bytes())
+    };
+    ask().unwrap_or(false)
 }
 
 impl Drop for Tansu {

@@ -3,8 +3,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 pub mod kafka;
 pub mod pipelines;
@@ -36,10 +38,21 @@ pub fn required(binary: Option<PathBuf>, what: &str) -> Option<PathBuf> {
     }
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and one this test binary has not handed out before.
+///
+/// The tests of one binary run in parallel and each starts its own servers: without the
+/// record, two of them can be handed the same port between its release here and a server's
+/// bind, and then share one server (or lose both when one kills "its" server).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }

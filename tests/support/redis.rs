@@ -153,7 +153,7 @@ impl RedisServer {
         self.wait_ready(tls);
     }
 
-    fn wait_ready(&self, tls: bool) {
+    fn wait_ready(&mut self, tls: bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let port = if tls {
             // The TLS port is the one given after --tls-port.
@@ -167,18 +167,22 @@ impl RedisServer {
             self.port
         };
         loop {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let answered = TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut stream| {
                 if tls {
-                    return;
+                    return true;
                 }
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut reply = [0u8; 64];
-                if stream.write_all(b"PING\r\n").is_ok()
+                stream.write_all(b"PING\r\n").is_ok()
                     && stream.read(&mut reply).is_ok_and(|n| n > 0)
                     && !reply.starts_with(b"-LOADING")
-                {
-                    return;
-                }
+            });
+            // Only our own server counts: one that could not bind its port has exited.
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("redis-server exited ({status}) at start, on port {port}");
+            }
+            if answered {
+                return;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));

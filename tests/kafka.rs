@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use dataflow::backend::{Connection, TopicReader};
 use dataflow::{PipelineOptions, TopicSpec};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::de::DeserializeOwned;
+use support::KillPoints;
 use support::kafka::Tansu;
-use support::pipelines::{Click, Copy, Result, Visit, Visits, WordCount, runtime, words};
+use support::pipelines::{Click, Copy, Result, SlowCopy, Visit, Visits, WordCount, runtime, words};
 
 /// A name no other test (or earlier run against the same broker) uses.
 fn unique(prefix: &str) -> String {
@@ -239,7 +240,7 @@ const R2_OUT: &str = "r2-out";
 /// Carries the broker's URL to a child process of R2.
 const R2_CHILD_ENV: &str = "DATAFLOW_KAFKA_R2_CHILD";
 
-/// The child role of R2: runs `copy` in group `r2` until its stdin closes (the parent test
+/// The child role of R2: runs `slow_copy` in group `r2` until its stdin closes (the parent test
 /// ended or died) or it is killed.
 #[test]
 fn r2_child() -> Result {
@@ -247,7 +248,7 @@ fn r2_child() -> Result {
         return Ok(()); // only a child process of the R2 test runs this
     };
     runtime().block_on(async {
-        let _running = Copy::builder()
+        let _running = SlowCopy::builder()
             .input(TopicSpec::new(R2_IN).partitions(4))
             .output(TopicSpec::new(R2_OUT).partitions(4))
             .options(PipelineOptions::new().backend(&url).group("r2"))
@@ -325,30 +326,38 @@ fn wait_until(limit: Duration, what: impl Fn() -> String, mut done: impl FnMut()
     }
 }
 
-/// R2 on Kafka: two processes run `copy` in one consumer group over 4 partitions while
-/// records stream in; one of them is SIGKILLed mid-stream and replaced, twice (one of each
-/// original pair). The dead member's partitions move once its session (10 s) expires, and
-/// their new owner reads from the last commit: every record reaches the output at least
-/// once. Which process owns which partition cannot be seen through tansu, so the test does
-/// not assert it (a victim may own no partition at all).
+/// R2 on Kafka: two processes run `slow_copy` in one consumer group over 4 partitions while
+/// records stream in; one of them is SIGKILLed at a random point and replaced, 20 times
+/// (each of the pair in turn). The dead member's partitions move once its session expires,
+/// and their new owner reads from the last commit: every record reaches the output at least
+/// once, and the group's committed offsets (sampled on the side all along) never move back.
+/// Which process owns which partition cannot be seen through tansu, so the test does not
+/// assert it (a victim may own no partition at all).
 ///
 /// tansu 0.6.0 drops an expired member without starting a rebalance (a live member's
 /// heartbeat removes it from the group, the group stays formed, and its partitions stay
 /// assigned to no one until the next join), so the replacement starts only after the
 /// session timeout: its join is the rebalance that hands the partitions over. A Kafka
-/// broker rebalances by itself, and the replacement's timing would not matter.
+/// broker rebalances by itself, and the replacement's timing would not matter. The session
+/// timeout is lowered to 6 s (Kafka's default minimum) through the URL, so that a round
+/// takes about 12 s.
 #[test]
 fn r2_a_process_killed_out_of_its_group_loses_no_record() -> Result {
     let Some(tansu) = Tansu::start() else {
         return Ok(());
     };
-    const KILLS: usize = 2;
-    /// The bridge's `session.timeout.ms`.
-    const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+    const KILLS: usize = 20;
+    /// The members' `session.timeout.ms`, set through the URL.
+    const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
     /// How long after the session's expiry the replacement starts (tansu notices the expiry
-    /// at the next heartbeat of a live member, within a second).
-    const REPLACE_SLACK: Duration = Duration::from_secs(3);
-    let url = tansu.url();
+    /// at the next heartbeat of a live member, within a second; it does not answer the
+    /// group listing that would show it).
+    const REPLACE_SLACK: Duration = Duration::from_secs(2);
+    let url = format!(
+        "{}?session.timeout.ms={}",
+        tansu.url(),
+        SESSION_TIMEOUT.as_millis()
+    );
     let rt = runtime();
     let connection = rt.block_on(Connection::open(&url))?;
     // The topics exist before the children start.
@@ -403,6 +412,12 @@ fn r2_a_process_killed_out_of_its_group_loses_no_record() -> Result {
     let read = |check: &dyn Fn(&Output) -> bool| check(&output.lock().expect("output"));
     let read_with = |show: &dyn Fn(&Output) -> String| show(&output.lock().expect("output"));
 
+    // The group's committed offsets, sampled on the side (an offset fetch, not a member).
+    let sampling = {
+        let (stop, bootstrap) = (Arc::clone(&stop), tansu.bootstrap());
+        std::thread::spawn(move || committed_offsets_never_move_back(&bootstrap, &stop))
+    };
+    let mut kill_points = KillPoints::from_env();
     let started = Instant::now();
     let mut children = Children(vec![Children::spawn(&url), Children::spawn(&url)]);
     wait_until(
@@ -412,13 +427,15 @@ fn r2_a_process_killed_out_of_its_group_loses_no_record() -> Result {
     );
     let mut timeline = vec![format!("first output at {:.1?}", started.elapsed())];
     for round in 1..=KILLS {
-        // Mid-stream: records keep coming in while the victim dies.
-        std::thread::sleep(Duration::from_secs(1));
+        // At a random point mid-stream: records keep coming in while the victim dies.
+        std::thread::sleep(kill_points.delay(2_000));
         let victim = round % 2;
         let killed_at = sent.load(Ordering::Acquire);
         children.0[victim].kill()?;
         children.0[victim].wait()?;
         let killed = Instant::now();
+        // tansu drops the victim's members when their session expires and a live member
+        // heartbeats; the replacement's join then hands their partitions over.
         std::thread::sleep(SESSION_TIMEOUT + REPLACE_SLACK);
         children.0[victim] = Children::spawn(&url);
         // Two batches of every partition sent after the kill: the victim's partitions too
@@ -434,14 +451,14 @@ fn r2_a_process_killed_out_of_its_group_loses_no_record() -> Result {
             || read(&|o| o.has_all_below(killed_at + 80)),
         );
         timeline.push(format!(
-            "kill {round} at {:.1?}, caught up {:.1?} later (replaced after {:?})",
+            "kill {round} at {:.1?}, caught up {:.1?} later",
             killed - started,
             killed.elapsed(),
-            SESSION_TIMEOUT + REPLACE_SLACK
         ));
     }
     stop.store(true, Ordering::Release);
     let n = rt.block_on(producing)??;
+    let commits = sampling.join().expect("the offset sampler")?;
     wait_until(
         Duration::from_secs(60),
         || {
@@ -457,11 +474,58 @@ fn r2_a_process_killed_out_of_its_group_loses_no_record() -> Result {
     let output = output.lock().expect("output");
     assert!(output.has_all_below(n), "records lost");
     eprintln!(
-        "r2: {n} records, {KILLS} kills, {} duplicates; {}",
+        "r2: {n} records, {KILLS} kills, {} duplicates, {commits} commits seen; {}",
         output.total - n,
         timeline.join(", ")
     );
+    assert!(commits > 0, "no commit of group {R2_GROUP} was ever seen");
     Ok(())
+}
+
+/// The consumer group of R2's pipeline (its only segment).
+const R2_GROUP: &str = "r2.segment-0";
+
+/// Samples the committed offsets of [`R2_GROUP`] on `R2_IN` every 200 ms until `stop`, and
+/// panics if one moves back. Returns how many times one moved forward.
+fn committed_offsets_never_move_back(
+    bootstrap: &str,
+    stop: &AtomicBool,
+) -> rdkafka::error::KafkaResult<u64> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", R2_GROUP)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..4 {
+        partitions.add_partition(R2_IN, partition);
+    }
+    let mut last = [0i64; 4];
+    let mut moves = 0;
+    while !stop.load(Ordering::Acquire) {
+        // A fetch that fails (the broker busy) is skipped: only the answers are checked.
+        if let Ok(committed) =
+            consumer.committed_offsets(partitions.clone(), Duration::from_secs(5))
+        {
+            for (partition, last) in (0..4).zip(&mut last) {
+                let Some(Offset::Offset(offset)) = committed
+                    .find_partition(R2_IN, partition)
+                    .map(|e| e.offset())
+                else {
+                    continue; // nothing committed yet
+                };
+                assert!(
+                    offset >= *last,
+                    "partition {partition}: the committed offset moved back from {last} to {offset}"
+                );
+                moves += u64::from(offset > *last);
+                *last = offset;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(moves)
 }
 
 /// R10: the broker is SIGKILLed and restarted on the same port while records are being

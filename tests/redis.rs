@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use dataflow::backend::{BackendError, Connection, Received};
 use dataflow::{PipelineOptions, Sink, Source, TopicSpec, pipeline};
-use support::pipelines::{Copy, Result, Visit, Visits, WordCount, runtime};
+use support::KillPoints;
+use support::pipelines::{Copy, Result, SlowCopy, Visit, Visits, WordCount, runtime};
 use support::redis::RedisServer;
 
 #[pipeline]
@@ -376,14 +377,14 @@ fn r18_plaintext_to_a_tls_only_server_fails_fast_and_tls_works() -> Result {
     Ok(())
 }
 
-/// The child role of R2: runs `copy` in group `r2` until it is killed.
+/// The child role of R2: runs `slow_copy` in group `r2` until it is killed.
 #[test]
 fn r2_child() -> Result {
     let Ok(url) = std::env::var("DATAFLOW_R2_CHILD") else {
         return Ok(()); // only a child process of the R2 test runs this
     };
     runtime().block_on(async {
-        let _running = Copy::builder()
+        let _running = SlowCopy::builder()
             .input(TopicSpec::new("r2-in").partitions(4))
             .output(TopicSpec::new("r2-out").partitions(4))
             .options(PipelineOptions::new().backend(&url).group("r2").batch(16))
@@ -396,11 +397,107 @@ fn r2_child() -> Result {
     })
 }
 
+/// The commit frontier of group `r2.segment-0` on each partition of `r2-in`, sampled while
+/// R2 runs; panics if one ever moves backwards.
+struct Frontiers {
+    last: [Option<(u64, u64, u8)>; 4],
+    samples: usize,
+}
+
+impl Frontiers {
+    const GROUP: &'static str = "r2.segment-0";
+
+    fn new() -> Self {
+        Self {
+            last: [None; 4],
+            samples: 0,
+        }
+    }
+
+    /// Samples every partition once. The frontier is the oldest pending (read, not
+    /// acknowledged) entry, `(ms, seq, 0)`: everything before it is committed; with nothing
+    /// pending, the last delivered entry, `(ms, seq, 1)`: it and everything before it is
+    /// committed. Both come from one MULTI, so a delivery cannot fall between them.
+    fn sample(&mut self, redis: &mut redis::Connection) -> redis::RedisResult<()> {
+        for partition in 0..4 {
+            let key = format!("r2-in:{partition}");
+            if !redis::cmd("EXISTS").arg(&key).query::<bool>(redis)? {
+                continue; // nothing sent to it yet
+            }
+            let groups: Vec<GroupInfo> =
+                redis::cmd("XINFO").arg("GROUPS").arg(&key).query(redis)?;
+            if Self::ours(&groups).is_none() {
+                continue; // the first child has not joined yet
+            }
+            let (summary, groups): (PendingSummary, Vec<GroupInfo>) = redis::pipe()
+                .atomic()
+                .cmd("XPENDING")
+                .arg(&key)
+                .arg(Self::GROUP)
+                .cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&key)
+                .query(redis)?;
+            let frontier = match summary {
+                (0, ..) => {
+                    let group = Self::ours(&groups).expect("the group");
+                    let delivered: String =
+                        redis::from_redis_value_ref(&group["last-delivered-id"])?;
+                    let (ms, seq) = parse_id(&delivered);
+                    (ms, seq, 1)
+                }
+                (_, oldest, ..) => {
+                    let (ms, seq) = parse_id(&oldest.expect("the oldest pending entry"));
+                    (ms, seq, 0)
+                }
+            };
+            let last = &mut self.last[partition];
+            assert!(
+                last.is_none_or(|last| last <= frontier),
+                "partition {partition}: the commit frontier moved back from {last:?} to {frontier:?}"
+            );
+            *last = Some(frontier);
+            self.samples += 1;
+        }
+        Ok(())
+    }
+
+    /// The pipeline's group among a stream's groups (`XINFO GROUPS`).
+    fn ours(groups: &[GroupInfo]) -> Option<&GroupInfo> {
+        groups.iter().find(|group| {
+            group.get("name").is_some_and(|name| {
+                redis::from_redis_value_ref::<String>(name).ok().as_deref() == Some(Self::GROUP)
+            })
+        })
+    }
+}
+
+/// One group of `XINFO GROUPS`.
+type GroupInfo = std::collections::HashMap<String, redis::Value>;
+
+/// `XPENDING key group`: the count, the oldest and newest ids, the count by consumer.
+type PendingSummary = (u64, Option<String>, Option<String>, redis::Value);
+
+/// `ms-seq` as a pair.
+fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').expect("a stream id");
+    (ms.parse().expect("ms"), seq.parse().expect("seq"))
+}
+
+/// R2 on Redis: two processes run `slow_copy` in one group over 4 partitions while records stream
+/// in; one of them is SIGKILLed at a random point, 20 times, and replaced each time. The
+/// survivor takes the victim's partitions over when its leases expire, claiming its pending
+/// entries. Checked: no record is lost; duplicates are no more than what the victims had
+/// read and not committed (each task commits after every batch of at most 16 records, so at
+/// most 4 × 16 a kill); the commit frontier of every partition never moves back.
 #[test]
 fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed() -> Result {
     let Some(server) = RedisServer::start() else {
         return Ok(());
     };
+    const KILLS: usize = 20;
+    const PARTITIONS: u64 = 4;
+    const BATCH: u64 = 16;
     // Short leases, so a survivor takes over within a second or two.
     let url = format!("{}?lease_ms=1000", server.url());
     let child = || {
@@ -416,7 +513,7 @@ fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed
     // The processes holding a lease on a partition of the input, by pid (member ids are
     // `pid.instance-member`).
     let holders = || {
-        (0..4)
+        (0..PARTITIONS)
             .map(|p| server.cli(&["GET", &format!("dataflow:lease:r2.segment-0:r2-in:{p}")]))
             .filter_map(|id| id.trim().split_once('.').map(|(pid, _)| pid.to_owned()))
             .collect::<std::collections::BTreeSet<_>>()
@@ -434,45 +531,80 @@ fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed
     };
     let rt = runtime();
     let connection = rt.block_on(Connection::open(&url))?;
-    const N: u64 = 10_000;
-    const KILLS: usize = 5;
+    // Records stream in until the kills are over: 20 every 20 ms (1 000 a second, a fifth of
+    // what one process copies), round-robin over the partitions.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let producer = {
-        let connection = connection.clone();
+        let (connection, stop) = (connection.clone(), std::sync::Arc::clone(&stop));
         rt.spawn(async move {
             let mut producer = connection
                 .producer::<u64>(TopicSpec::new("r2-in").partitions(4))
                 .await?;
-            for start in (0..N).step_by(20) {
-                producer
-                    .send_batch((start / 20 % 4) as u32, start..start + 20)
-                    .await?;
-                tokio::time::sleep(Duration::from_millis(3)).await;
+            let mut next = 0;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let partition = (next / 20 % PARTITIONS) as u32;
+                producer.send_batch(partition, next..next + 20).await?;
+                next += 20;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Ok::<_, BackendError>(())
+            Ok::<_, BackendError>(next)
         })
     };
+    // The frontiers are sampled on a thread of their own until the end.
+    let sampling = {
+        let (stop, url) = (std::sync::Arc::clone(&stop), server.url());
+        std::thread::spawn(move || -> redis::RedisResult<usize> {
+            let mut redis = redis::Client::open(url)?.get_connection()?;
+            let mut frontiers = Frontiers::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                frontiers.sample(&mut redis)?;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(frontiers.samples)
+        })
+    };
+    let mut kill_points = KillPoints::from_env();
     let mut pair = [child(), child()];
+    let mut killed_mid_batch = 0;
     for round in 0..KILLS {
         let pids = pair.each_ref().map(|c| c.id().to_string());
         wait_for(
             pids.clone().into(),
             "the two processes never shared the partitions",
         );
-        // Kill one mid-stream (SIGKILL); the other takes its partitions over.
-        std::thread::sleep(Duration::from_millis(100 + 50 * round as u64));
+        // Kill one at a random point (SIGKILL); the other takes its partitions over.
+        std::thread::sleep(kill_points.delay(1_000));
         let victim = round % 2;
         pair[victim].kill()?;
         pair[victim].wait()?;
+        // Records the victim read and never acknowledged: the survivor must claim them.
+        if (0..PARTITIONS).any(|p| {
+            let pending = server.cli(&[
+                "XPENDING",
+                &format!("r2-in:{p}"),
+                Frontiers::GROUP,
+                "-",
+                "+",
+                "100",
+            ]);
+            pending
+                .lines()
+                .any(|line| line.trim().starts_with(&format!("{}.", pids[victim])))
+        }) {
+            killed_mid_batch += 1;
+        }
         wait_for(
             [pids[1 - victim].clone()].into(),
             "the survivor never took every partition",
         );
         pair[victim] = child();
     }
-    rt.block_on(producer)??;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let n = rt.block_on(producer)??;
+    let samples = sampling.join().expect("the sampler")?;
     let seen = rt.block_on(read_until::<u64>(&connection, "r2-out", |seen| {
         let unique: std::collections::HashSet<_> = seen.iter().collect();
-        unique.len() as u64 >= N
+        unique.len() as u64 >= n
     }));
     for mut process in pair {
         process.kill()?;
@@ -480,10 +612,16 @@ fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed
     }
     let seen = seen?;
     let unique: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
-    assert_eq!(unique.len() as u64, N, "records lost");
+    assert_eq!(unique.len() as u64, n, "records lost");
+    let duplicates = seen.len() as u64 - n;
     eprintln!(
-        "r2: {N} records, {KILLS} kills, {} duplicates",
-        seen.len() as u64 - N
+        "r2: {n} records, {KILLS} kills ({killed_mid_batch} left records read and not \
+         committed), {duplicates} duplicates, {samples} frontier samples"
+    );
+    assert!(samples > 0, "the commit frontier was never sampled");
+    assert!(
+        duplicates <= KILLS as u64 * PARTITIONS * BATCH,
+        "{duplicates} duplicates: more than the victims can have read and not committed"
     );
     Ok(())
 }

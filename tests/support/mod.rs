@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 pub mod kafka;
 pub mod pipelines;
@@ -54,5 +55,34 @@ pub fn free_port() -> u16 {
         if handed_out.insert(port) {
             return port;
         }
+    }
+}
+
+/// A small deterministic generator for the kill points (xorshift64*), seeded from the
+/// clock unless `R2_SEED` is set; the seed is printed, so a failing run can be replayed.
+pub struct KillPoints(u64);
+
+impl KillPoints {
+    pub fn from_env() -> Self {
+        let seed = std::env::var("R2_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock")
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("r2: seed {seed} (set R2_SEED={seed} to replay the kill points)");
+        Self(seed)
+    }
+
+    /// A delay in `0..max_ms` milliseconds.
+    pub fn delay(&mut self, max_ms: u64) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        Duration::from_millis(self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % max_ms)
     }
 }

@@ -33,6 +33,18 @@ pub fn copy(input: Source<u64>, output: Sink<u64>) {
     input.map(|x: u64| x).to(output);
 }
 
+/// `copy` at 200 µs a record, for the kill tests (R2): a batch takes a few milliseconds
+/// between its read and its commit, so a kill at a random point often lands inside one.
+#[pipeline]
+pub fn slow_copy(input: Source<u64>, output: Sink<u64>) {
+    input
+        .map(|x: u64| {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            x
+        })
+        .to(output);
+}
+
 /// A click, as another tool writes it (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Click {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataflow::backend::{Connection, TopicReader};
-use dataflow::{PipelineOptions, TopicSpec};
+use dataflow::{PipelineOptions, StoredDeadLetter, TopicSpec};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -18,7 +18,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::de::DeserializeOwned;
 use support::KillPoints;
 use support::kafka::Tansu;
-use support::pipelines::{Click, Copy, Result, SlowCopy, Visit, Visits, WordCount, runtime, words};
+use support::pipelines::{
+    Click, Copy, Result, SlowCopy, Unlucky, Visit, Visits, WordCount, runtime, words,
+};
 
 /// A name no other test (or earlier run against the same broker) uses.
 fn unique(prefix: &str) -> String {
@@ -235,6 +237,68 @@ async fn send_range(
 }
 
 /// The topics of R2 (each test starts a broker of its own, so fixed names are safe).
+/// Dead letters are kept in a Kafka topic, written before the failed record is committed:
+/// once the pipeline is gone, another process reads them, the record's payload included.
+#[test]
+fn dead_letters_are_kept_on_kafka_and_outlive_the_pipeline() -> Result {
+    let Some(tansu) = Tansu::start() else {
+        return Ok(());
+    };
+    runtime().block_on(async {
+        let url = tansu.url();
+        let connection = Connection::open(&url).await?;
+        let (input, output, group) = (unique("kept-in"), unique("kept-out"), unique("kept"));
+        let running = Unlucky::builder()
+            .input(input.as_str())
+            .output(output.as_str())
+            .options(PipelineOptions::new().connection(&connection).group(&group))
+            .start()
+            .await?;
+        let topic = running.dead_letter_topic().map(str::to_owned);
+        assert_eq!(topic, Some(format!("{group}.dead-letters")));
+        let mut producer = connection.producer::<u64>(input.as_str()).await?;
+        producer.send_batch(0, [12, 13, 14]).await?;
+        let mut reader = connection
+            .reader::<u64>(output.as_str(), &unique("kept-reader"))
+            .await?;
+        let seen = read_until(
+            &mut reader,
+            Duration::from_secs(60),
+            |seen| seen.len() >= 2,
+            |seen| format!("{seen:?}"),
+        )
+        .await?;
+        assert_eq!(seen, [12, 14]);
+        reader.leave().await?;
+        running.shutdown().await?;
+
+        let triage = Connection::open(&url).await?;
+        let spec = TopicSpec::new(topic.expect("a remote backend")).json();
+        let mut letters = triage
+            .reader::<StoredDeadLetter>(spec, &unique("triage"))
+            .await?;
+        let letters = read_until(
+            &mut letters,
+            Duration::from_secs(60),
+            |seen| !seen.is_empty(),
+            |seen| format!("{seen:?}"),
+        )
+        .await?;
+        let [letter] = <[StoredDeadLetter; 1]>::try_from(letters).expect("one letter");
+        assert_eq!(
+            (letter.stage.is_empty(), letter.error.as_str()),
+            (false, "unlucky")
+        );
+        assert_eq!(
+            (letter.topic.as_str(), letter.partition, letter.offset),
+            (input.as_str(), 0, 1)
+        );
+        assert_eq!(letter.format.as_deref(), Some("bincode"));
+        assert_eq!(letter.decode::<u64>().transpose()?, Some(13));
+        Ok(())
+    })
+}
+
 const R2_IN: &str = "r2-in";
 const R2_OUT: &str = "r2-out";
 /// Carries the broker's URL to a child process of R2.

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dataflow::backend::{BackendError, Connection, Received};
-use dataflow::{PipelineOptions, Sink, Source, TopicSpec, pipeline};
+use dataflow::{PipelineOptions, Sink, Source, StoredDeadLetter, TopicSpec, pipeline};
 use support::KillPoints;
-use support::pipelines::{Copy, Result, SlowCopy, Visit, Visits, WordCount, runtime};
+use support::pipelines::{Copy, Result, SlowCopy, Unlucky, Visit, Visits, WordCount, runtime};
 use support::redis::RedisServer;
 
 #[pipeline]
@@ -147,13 +147,6 @@ fn records_from_redis_cli_are_read_and_the_output_is_readable_json() -> Result {
     Ok(())
 }
 
-#[pipeline]
-fn unlucky(input: Source<u64>, output: Sink<u64>) {
-    input
-        .map(|x: u64| if x == 13 { Err("unlucky") } else { Ok(x) })
-        .to(output);
-}
-
 #[test]
 fn a_stage_failure_on_redis_is_a_dead_letter_with_the_input_value() -> Result {
     let Some(server) = RedisServer::start() else {
@@ -178,6 +171,99 @@ fn a_stage_failure_on_redis_is_a_dead_letter_with_the_input_value() -> Result {
         let letter = record.value();
         assert_eq!(letter.error, "unlucky");
         assert_eq!(letter.value::<u64>(), Some(&13));
+        running.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// Dead letters are kept in a Redis stream, written before the failed record is committed:
+/// once the pipeline is gone, another process reads them, payloads included, and a standard
+/// client reads them as JSON.
+#[test]
+fn dead_letters_are_kept_on_redis_and_outlive_the_pipeline() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    let input = TopicSpec::new("kept-in").json();
+    let rt = runtime();
+    rt.block_on(async {
+        let connection = Connection::open(&server.url()).await?;
+        let running = Unlucky::builder()
+            .input(input.clone())
+            .output("kept-out")
+            .options(PipelineOptions::new().connection(&connection).group("kept"))
+            .start()
+            .await?;
+        assert_eq!(running.dead_letter_topic(), Some("kept.dead-letters"));
+        let mut producer = connection.producer::<u64>(input.clone()).await?;
+        producer.send_batch(0, [12, 13]).await?;
+        // A payload that is not a number, from another tool.
+        server.cli(&["XADD", "kept-in:0", "*", "payload", "\"thirteen\""]);
+        producer.send_batch(0, [14]).await?;
+        let seen = read_until::<u64>(&connection, "kept-out", |s| s.len() >= 2).await?;
+        assert_eq!(seen, [12, 14]);
+        running.shutdown().await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    let letters = rt.block_on(async {
+        let triage = Connection::open(&server.url()).await?;
+        let spec = TopicSpec::new("kept.dead-letters").json();
+        read_until::<StoredDeadLetter>(&triage, spec, |s| s.len() >= 2).await
+    })?;
+    let [failed, undecodable] = <[StoredDeadLetter; 2]>::try_from(letters).expect("two letters");
+    assert_eq!(failed.pipeline, "unlucky");
+    assert_eq!(failed.error, "unlucky");
+    assert!(!failed.panicked);
+    assert_eq!((failed.topic.as_str(), failed.partition), ("kept-in", 0));
+    assert_eq!(failed.format.as_deref(), Some("json"));
+    assert_eq!(failed.decode::<u64>().transpose()?, Some(13));
+    assert_eq!(undecodable.stage, "decode");
+    assert_eq!(undecodable.payload.as_deref(), Some(&b"\"thirteen\""[..]));
+    assert!(undecodable.offset > failed.offset);
+    // A standard client reads them as JSON.
+    let raw = server.cli(&["XRANGE", "kept.dead-letters:0", "-", "+"]);
+    assert!(raw.contains(r#""error":"unlucky""#), "{raw}");
+    Ok(())
+}
+
+async fn unlucky_later(x: u64) -> std::result::Result<u64, &'static str> {
+    if x == 13 { Err("unlucky later") } else { Ok(x) }
+}
+
+#[pipeline]
+fn unlucky_async(input: Source<u64>, output: Sink<u64>) {
+    input.map_async(unlucky_later, 4).to(output);
+}
+
+/// An async stage's input is no longer in its payload's form when the stage fails: the
+/// stored dead letter carries it encoded again, in the input's codec.
+#[test]
+fn an_async_stage_failure_is_kept_on_redis_with_its_input() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    runtime().block_on(async {
+        let connection = Connection::open(&server.url()).await?;
+        let running = UnluckyAsync::builder()
+            .input("later-in")
+            .output("later-out")
+            .options(
+                PipelineOptions::new()
+                    .connection(&connection)
+                    .group("later"),
+            )
+            .start()
+            .await?;
+        let mut producer = connection.producer::<u64>("later-in").await?;
+        producer.send_batch(0, [12, 13, 14]).await?;
+        let seen = read_until::<u64>(&connection, "later-out", |s| s.len() >= 2).await?;
+        assert_eq!(seen, [12, 14]);
+        let spec = TopicSpec::new("later.dead-letters").json();
+        let letters = read_until::<StoredDeadLetter>(&connection, spec, |s| !s.is_empty()).await?;
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].error, "unlucky later");
+        assert_eq!(letters[0].format.as_deref(), Some("bincode"));
+        assert_eq!(letters[0].decode::<u64>().transpose()?, Some(13));
         running.shutdown().await?;
         Ok(())
     })

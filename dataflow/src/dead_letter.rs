@@ -6,6 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use broker::Position;
+use broker::storage::codec::{Codec, CodecError, Format};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// A record that a stage rejected (`Err`), panicked on, or that could not be decoded.
 ///
@@ -54,6 +57,32 @@ impl fmt::Debug for DeadLetter {
 
 impl fmt::Display for DeadLetter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Summary {
+            pipeline: self.pipeline,
+            stage: self.stage,
+            panicked: self.panicked,
+            topic: &self.topic,
+            partition: self.position.partition,
+            offset: self.position.offset,
+            error: &self.error,
+        }
+        .fmt(f)
+    }
+}
+
+/// The one-line form both kinds of dead letter print.
+struct Summary<'a> {
+    pipeline: &'a str,
+    stage: &'a str,
+    panicked: bool,
+    topic: &'a str,
+    partition: u32,
+    offset: u64,
+    error: &'a str,
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "stage `{}` of pipeline `{}` {} on {}[{}]@{}: {}",
@@ -61,9 +90,185 @@ impl fmt::Display for DeadLetter {
             self.pipeline,
             if self.panicked { "panicked" } else { "failed" },
             self.topic,
-            self.position.partition,
-            self.position.offset,
+            self.partition,
+            self.offset,
             self.error
         )
+    }
+}
+
+/// A dead letter as a pipeline on a remote backend keeps it there: in the backend topic
+/// [`Running::dead_letter_topic`](crate::Running::dead_letter_topic) (`{group
+/// prefix}.dead-letters`, one partition, JSON), written before the failed record's input is
+/// committed. It outlives the process that wrote it, and any process (or tool) can read it.
+///
+/// ```no_run
+/// # async fn show(connection: dataflow::backend::Connection) -> Result<(), Box<dyn std::error::Error>> {
+/// use dataflow::{StoredDeadLetter, TopicSpec};
+///
+/// let spec = TopicSpec::new("clicks.dead-letters").json();
+/// let mut reader = connection.reader::<StoredDeadLetter>(spec, "triage").await?;
+/// for received in reader.recv_batch(100, std::time::Duration::from_secs(1)).await? {
+///     let letter = received.value?;
+///     println!("{letter}");
+///     if let Some(Ok(value)) = letter.decode::<String>() {
+///         println!("  the record was {value:?}");
+///     }
+/// }
+/// reader.commit().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDeadLetter {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The stage that failed (`decode` or `encode` for a record that did not convert).
+    pub stage: String,
+    /// The error's `Display`, or the panic message.
+    pub error: String,
+    /// Whether the stage panicked (rather than returning `Err`).
+    pub panicked: bool,
+    /// The topic the record was read from.
+    pub topic: String,
+    /// Its partition there.
+    pub partition: u32,
+    /// Its offset in that partition.
+    pub offset: u64,
+    /// The type of the value the dead letter carries.
+    pub value_type: String,
+    /// The value's bytes in the format `format`: for the record as read, its payload from
+    /// `topic`; none for a value that did not encode (stage `encode`).
+    pub payload: Option<Vec<u8>>,
+    /// `"bincode"` or `"json"`: how `payload` is encoded.
+    pub format: Option<String>,
+}
+
+impl StoredDeadLetter {
+    /// A dead letter of this process, with `payload` (in `codec`) when there is one.
+    pub(crate) fn new(letter: &DeadLetter, payload: Option<(Vec<u8>, Codec)>) -> Self {
+        let (payload, format) = match payload {
+            Some((bytes, codec)) => (Some(bytes), Some(format_name(codec.format).to_owned())),
+            None => (None, None),
+        };
+        Self {
+            pipeline: letter.pipeline.to_owned(),
+            stage: letter.stage.to_owned(),
+            error: letter.error.clone(),
+            panicked: letter.panicked,
+            topic: letter.topic.clone(),
+            partition: letter.position.partition,
+            offset: letter.position.offset,
+            value_type: letter.value_type.to_owned(),
+            payload,
+            format,
+        }
+    }
+
+    /// The value decoded as a `T`, or `None` when the dead letter has no payload.
+    pub fn decode<T: DeserializeOwned>(&self) -> Option<Result<T, CodecError>> {
+        let payload = self.payload.as_deref()?;
+        let format = match self.format.as_deref() {
+            Some("json") => Format::Json,
+            Some("bincode") => Format::Bincode,
+            other => {
+                let error = format!("unknown payload format {other:?}");
+                return Some(Err(CodecError::Decode(error)));
+            }
+        };
+        let codec = Codec {
+            format,
+            max_bytes: payload.len(),
+        };
+        Some(codec.decode(payload))
+    }
+
+    /// The codec of the backend topic that keeps dead letters: JSON, readable by any tool,
+    /// and large enough for any record's payload (64 MiB).
+    pub(crate) fn codec() -> Codec {
+        Codec::json().max_bytes(64 << 20)
+    }
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Bincode => "bincode",
+        Format::Json => "json",
+    }
+}
+
+impl fmt::Display for StoredDeadLetter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Summary {
+            pipeline: &self.pipeline,
+            stage: &self.stage,
+            panicked: self.panicked,
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            error: &self.error,
+        }
+        .fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter() -> DeadLetter {
+        DeadLetter {
+            pipeline: "p",
+            stage: "parse",
+            error: "bad".to_owned(),
+            panicked: false,
+            topic: "in".to_owned(),
+            position: Position {
+                partition: 2,
+                offset: 7,
+            },
+            value: Arc::new(13u64),
+            value_type: "u64",
+        }
+    }
+
+    #[test]
+    fn a_stored_letter_decodes_its_payload_in_its_format() {
+        for codec in [Codec::bincode(), Codec::json()] {
+            let mut bytes = Vec::new();
+            codec.encode(&13u64, &mut bytes).expect("encodes");
+            let stored = StoredDeadLetter::new(&letter(), Some((bytes, codec)));
+            assert_eq!(stored.decode::<u64>().map(Result::ok), Some(Some(13)));
+            assert_eq!(stored.to_string(), letter().to_string());
+        }
+    }
+
+    #[test]
+    fn a_stored_letter_without_payload_or_with_an_unknown_format_says_so() {
+        let mut stored = StoredDeadLetter::new(&letter(), None);
+        assert!(stored.decode::<u64>().is_none());
+        stored.payload = Some(vec![13]);
+        stored.format = Some("avro".to_owned());
+        let error = stored
+            .decode::<u64>()
+            .and_then(Result::err)
+            .map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("cannot decode value: unknown payload format Some(\"avro\")")
+        );
+    }
+
+    #[test]
+    fn a_stored_letter_is_json_any_tool_reads() {
+        let stored = StoredDeadLetter::new(&letter(), Some((b"13".to_vec(), Codec::json())));
+        let mut bytes = Vec::new();
+        StoredDeadLetter::codec()
+            .encode(&stored, &mut bytes)
+            .expect("encodes");
+        let text = String::from_utf8(bytes).expect("JSON is text");
+        assert!(text.contains(r#""stage":"parse""#), "{text}");
+        assert!(text.contains(r#""partition":2,"offset":7"#), "{text}");
+        assert!(text.contains(r#""format":"json""#), "{text}");
     }
 }

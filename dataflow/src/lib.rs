@@ -71,7 +71,9 @@
 //! `rediss://` (cargo feature `redis`), `kafka://` (feature `kafka`). Sources, sinks and the
 //! internal topics live there, and several processes with the same group prefix share the
 //! partitions. Values crossing topics are serde types, encoded with a [`codec::Codec`] on
-//! remote backends; a payload that does not decode is a dead letter. See [`backend`].
+//! remote backends; a payload that does not decode is a dead letter. There, dead letters are
+//! also kept on the backend as [`StoredDeadLetter`]s ([`Running::dead_letter_topic`]),
+//! before their record is committed. See [`backend`].
 //!
 //! # Metrics and pictures
 //!
@@ -103,7 +105,7 @@ pub use broker;
 pub use broker::Topic;
 pub use dataflow_macros::{pipeline, stage};
 
-pub use crate::dead_letter::DeadLetter;
+pub use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 pub use crate::error::{PipelineError, StartError};
 pub use crate::graph::{Graph, Node, NodeKind};
 pub use crate::metrics::{Metrics, StageStats};

@@ -33,6 +33,14 @@ pub fn copy(input: Source<u64>, output: Sink<u64>) {
     input.map(|x: u64| x).to(output);
 }
 
+/// Passes numbers on, except 13: a dead letter of error `unlucky`.
+#[pipeline]
+pub fn unlucky(input: Source<u64>, output: Sink<u64>) {
+    input
+        .map(|x: u64| if x == 13 { Err("unlucky") } else { Ok(x) })
+        .to(output);
+}
+
 /// `copy` at 200 µs a record, for the kill tests (R2): a batch takes a few milliseconds
 /// between its read and its commit, so a kill at a random point often lands inside one.
 #[pipeline]

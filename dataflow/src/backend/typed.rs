@@ -207,6 +207,23 @@ pub struct Undecodable {
     pub payload: Vec<u8>,
 }
 
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a payload of {} bytes did not decode: {}",
+            self.payload.len(),
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for Undecodable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// A consumer-group member reading one topic of a [`Connection`](super::Connection).
 pub struct TopicReader<T> {
     topic: String,

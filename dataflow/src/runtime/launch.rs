@@ -12,11 +12,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backend::{Connection, TopicReader};
-use crate::dead_letter::DeadLetter;
+use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::{PipelineError, StartError};
 use crate::graph::Graph;
 use crate::metrics::{Metrics, Registry};
 use crate::options::{BackendChoice, PipelineOptions};
+use crate::runtime::output::Output;
 use crate::runtime::port::{Port, RemotePort};
 use crate::runtime::task::{Membership, Mode, Task, TaskSetup};
 use crate::spec::{Binding, TopicSpec};
@@ -46,6 +47,8 @@ pub struct Launch {
     private: bool,
     runtime: tokio::runtime::Handle,
     dead_letters: Topic<DeadLetter>,
+    /// The backend topic that keeps dead letters (remote backends only).
+    stored_dead_letters: Option<Port<StoredDeadLetter>>,
     registry: Arc<Registry>,
     segments: Vec<Segment>,
     started: Instant,
@@ -80,7 +83,7 @@ impl Launch {
                 TopicConfig::new(),
             )?,
         };
-        Ok(Self {
+        let mut launch = Self {
             name,
             graph,
             options,
@@ -89,11 +92,18 @@ impl Launch {
             private,
             runtime,
             dead_letters,
+            stored_dead_letters: None,
             registry: Arc::default(),
             segments: Vec::new(),
             started: Instant::now(),
             close_internal: Vec::new(),
-        })
+        };
+        if launch.connection.remote_backend().is_some() {
+            let spec = TopicSpec::new(format!("{}.dead-letters", launch.group_prefix()))
+                .codec(StoredDeadLetter::codec());
+            launch.stored_dead_letters = Some(launch.remote_port(spec).await?);
+        }
+        Ok(launch)
     }
 
     /// Resolves the binding of source or sink `param` on the backend.
@@ -194,6 +204,17 @@ impl Launch {
         let group_name = format!("{}.segment-{index}", self.group_prefix());
         let members = members(input, &group_name).await?;
         let (signal, receiver) = watch::channel(Mode::Run);
+        let mut stored_dead_letters = Vec::new();
+        if let Some(port) = &self.stored_dead_letters {
+            for _ in 0..members.len() {
+                let output = Output::new(port).await.map_err(|err| match err {
+                    PipelineError::Backend(err) => StartError::Backend(err),
+                    other => unreachable!("a new output fails only on its backend: {other}"),
+                })?;
+                stored_dead_letters.push(output);
+            }
+        }
+        let mut stored_dead_letters = stored_dead_letters.into_iter();
         let pending = members
             .into_iter()
             .map(|member| {
@@ -206,6 +227,7 @@ impl Launch {
                     sample_every: self.options.sample_every,
                     latency: self.options.metrics,
                     dead_letters: self.dead_letters.clone(),
+                    stored_dead_letters: stored_dead_letters.next(),
                 };
                 let task = Task::new(member, input.name(), setup);
                 Box::pin(make_task(task)) as TaskFuture
@@ -247,6 +269,10 @@ impl Launch {
             connection: self.connection,
             broker: self.broker,
             dead_letters: self.dead_letters,
+            dead_letter_topic: self
+                .stored_dead_letters
+                .as_ref()
+                .map(|port| port.name().to_owned()),
             registry: self.registry,
             segments: self.segments,
             started: self.started,
@@ -265,6 +291,7 @@ pub struct Running {
     connection: Connection,
     broker: Broker,
     dead_letters: Topic<DeadLetter>,
+    dead_letter_topic: Option<String>,
     registry: Arc<Registry>,
     segments: Vec<Segment>,
     started: Instant,
@@ -300,9 +327,17 @@ impl Running {
         self.graph.dot_with(Some(&self.metrics()))
     }
 
-    /// The dead-letter output.
+    /// The dead-letter output: this process's dead letters, values included.
     pub fn dead_letters(&self) -> Topic<DeadLetter> {
         self.dead_letters.clone()
+    }
+
+    /// On a remote backend, the backend topic that keeps the dead letters of every process
+    /// of the pipeline, as [`StoredDeadLetter`]s (JSON, one partition): `{group
+    /// prefix}.dead-letters`. Each is written there before its record's input is committed,
+    /// so none is lost when a process dies. `None` on the embedded broker.
+    pub fn dead_letter_topic(&self) -> Option<&str> {
+        self.dead_letter_topic.as_deref()
     }
 
     /// The embedded broker: the one holding the internal topics, or on a remote backend the

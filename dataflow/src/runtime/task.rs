@@ -12,7 +12,8 @@ use tokio::sync::watch;
 
 use crate::backend::{BackendError, BoxFuture, POLL_WAIT, Received, TopicReader, Undecodable};
 
-use crate::dead_letter::DeadLetter;
+use crate::codec::Codec;
+use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::PipelineError;
 use crate::graph::Graph;
 use crate::metrics::TaskMetrics;
@@ -110,6 +111,8 @@ pub struct Task<In> {
     /// Boxes an input value for a dead letter; made where `In: Exchange` is known, so that the
     /// task's methods need only `In: Clone`.
     erase: fn(&In) -> Arc<dyn Any + Send + Sync>,
+    /// Encodes an input value for a stored dead letter (same reason).
+    encode: fn(&In, Codec) -> Option<Vec<u8>>,
 }
 
 /// Where a task reads.
@@ -180,6 +183,10 @@ struct TaskState {
     clock: quanta::Clock,
     failures: Vec<Failure>,
     dead: Output<DeadLetter>,
+    /// The backend topic that keeps dead letters (remote backends only).
+    stored: Option<Output<StoredDeadLetter>>,
+    /// The codec of the input (remote backends only): a stored dead letter's payload is in it.
+    input_codec: Option<Codec>,
     /// The last record processed in each partition, to commit (a task usually reads one
     /// partition, so this is usually one entry, updated in place).
     processed: Vec<Position>,
@@ -197,6 +204,7 @@ pub(crate) struct TaskSetup {
     pub(crate) sample_every: u32,
     pub(crate) latency: bool,
     pub(crate) dead_letters: Topic<DeadLetter>,
+    pub(crate) stored_dead_letters: Option<Output<StoredDeadLetter>>,
 }
 
 /// What a task reads: one member of its segment's consumer group.
@@ -219,14 +227,23 @@ fn erase<In: Exchange>(value: &In) -> Arc<dyn Any + Send + Sync> {
     Arc::new(value.clone())
 }
 
+fn encode<In: Exchange>(value: &In, codec: Codec) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    codec.encode(value, &mut bytes).ok().map(|()| bytes)
+}
+
 impl<In: Exchange> Task<In> {
     pub(crate) fn new(member: Membership<In>, topic: &str, setup: TaskSetup) -> Self {
-        let input = match member {
-            Membership::Mem(member) => Input::Mem(member),
-            Membership::Remote(reader) => Input::Remote(Box::new(Some(reader))),
+        let (input, input_codec) = match member {
+            Membership::Mem(member) => (Input::Mem(member), None),
+            Membership::Remote(reader) => {
+                let codec = reader.codec();
+                (Input::Remote(Box::new(Some(reader))), codec)
+            }
         };
         Self {
             erase: erase::<In>,
+            encode: encode::<In>,
             input,
             state: TaskState {
                 pipeline: setup.pipeline,
@@ -242,6 +259,8 @@ impl<In: Exchange> Task<In> {
                 clock: quanta::Clock::new(),
                 failures: Vec::new(),
                 dead: Output::mem(&setup.dead_letters),
+                stored: setup.stored_dead_letters,
+                input_codec,
                 processed: Vec::new(),
                 finished: false,
                 error: None,
@@ -261,6 +280,7 @@ impl<In: Clone> Task<In> {
             input,
             state,
             erase,
+            ..
         } = self;
         let erase = *erase;
         if state.finished {
@@ -340,14 +360,22 @@ impl<In: Clone> Task<In> {
                 value: rejected.value,
                 value_type: rejected.value_type,
             };
-            state.dead.push(position.partition, letter);
+            // A value that did not encode has no payload.
+            state.push_dead(letter, None);
         }
         Ok(())
     }
 
-    /// Sends the batch's dead letters, then commits the batch's input positions. Call it after
-    /// every output was flushed: outputs first, then the commit (at-least-once).
+    /// Sends the batch's dead letters (to the backend first, where they are kept), then
+    /// commits the batch's input positions. Call it after every output was flushed: outputs
+    /// first, then the commit (at-least-once).
     pub async fn commit(&mut self) -> Result<(), PipelineError> {
+        if let Some(stored) = &mut self.state.stored {
+            stored.flush().await?;
+            // A dead letter too large for the store (over 64 MiB) is kept in this process
+            // only, as every dead letter is.
+            stored.rejected.clear();
+        }
         self.state.dead.flush().await?;
         match &mut self.input {
             Input::Mem(member) => {
@@ -381,6 +409,14 @@ impl<In: Clone> Task<In> {
 }
 
 type Erase<In> = fn(&In) -> Arc<dyn Any + Send + Sync>;
+
+/// The input record of a dead letter, made only when a stage failed.
+struct DeadInput {
+    value: Arc<dyn Any + Send + Sync>,
+    value_type: &'static str,
+    /// Its bytes in the input's codec, for the backend's copy (remote backends only).
+    payload: Option<Vec<u8>>,
+}
 
 fn lock(metrics: &Mutex<TaskMetrics>) -> std::sync::MutexGuard<'_, TaskMetrics> {
     metrics.lock().unwrap_or_else(|p| p.into_inner())
@@ -425,6 +461,7 @@ impl TaskState {
 
     /// A payload that did not decode: a dead letter of the `decode` step.
     fn undecodable(&mut self, position: Position, undecodable: Undecodable) {
+        let payload = self.stored.is_some().then(|| undecodable.payload.clone());
         let letter = DeadLetter {
             pipeline: self.pipeline,
             stage: "decode",
@@ -435,8 +472,18 @@ impl TaskState {
             value: Arc::new(undecodable.payload),
             value_type: "Vec<u8>",
         };
-        self.dead.push(position.partition, letter);
+        self.push_dead(letter, payload);
         self.state_processed(position);
+    }
+
+    /// Buffers `letter` for the dead-letter output and, on a remote backend, for the backend
+    /// topic that keeps them, with `payload` (the record's bytes in the input's codec).
+    fn push_dead(&mut self, letter: DeadLetter, payload: Option<Vec<u8>>) {
+        if let Some(stored) = &mut self.stored {
+            let payload = payload.zip(self.input_codec);
+            stored.push(0, StoredDeadLetter::new(&letter, payload));
+        }
+        self.dead.push(letter.position.partition, letter);
     }
 
     /// [`Task::next_batch`] on a remote backend.
@@ -465,7 +512,11 @@ impl TaskState {
                         record.position,
                         record.timestamp_nanos,
                         stages,
-                        || (reader.again(&payload), std::any::type_name::<In>()),
+                        || DeadInput {
+                            value: reader.again(&payload),
+                            value_type: std::any::type_name::<In>(),
+                            payload: Some(payload),
+                        },
                     );
                 }
                 Err(undecodable) => self.undecodable(record.position, undecodable),
@@ -522,7 +573,11 @@ impl TaskState {
             record.position(),
             record.timestamp_nanos(),
             stages,
-            || (erase(record.value()), std::any::type_name::<In>()),
+            || DeadInput {
+                value: erase(record.value()),
+                value_type: std::any::type_name::<In>(),
+                payload: None,
+            },
         );
     }
 
@@ -535,7 +590,7 @@ impl TaskState {
         position: Position,
         timestamp: u64,
         stages: &mut F,
-        input: impl FnOnce() -> (Arc<dyn Any + Send + Sync>, &'static str),
+        input: impl FnOnce() -> DeadInput,
     ) where
         F: FnMut(In, &mut Cx<'_>),
     {
@@ -560,8 +615,7 @@ impl TaskState {
             });
         }
         if !self.failures.is_empty() {
-            let (value, value_type) = input();
-            self.dead_letters(position, value, value_type);
+            self.dead_letters(position, input());
         }
         self.state_processed(position);
     }
@@ -591,13 +645,9 @@ impl TaskState {
     }
 
     /// Turns the failures recorded for the record at `position` into dead letters.
-    fn dead_letters(
-        &mut self,
-        position: Position,
-        value: Arc<dyn Any + Send + Sync>,
-        value_type: &'static str,
-    ) {
-        for failure in self.failures.drain(..) {
+    fn dead_letters(&mut self, position: Position, input: DeadInput) {
+        let mut failures = std::mem::take(&mut self.failures);
+        for failure in failures.drain(..) {
             let letter = DeadLetter {
                 pipeline: self.pipeline,
                 stage: self.graph.nodes[failure.node].name,
@@ -605,10 +655,12 @@ impl TaskState {
                 panicked: failure.panicked,
                 topic: self.topic.clone(),
                 position,
-                value: Arc::clone(&value),
-                value_type,
+                value: Arc::clone(&input.value),
+                value_type: input.value_type,
             };
-            self.dead.push(position.partition, letter);
+            self.push_dead(letter, input.payload.clone());
         }
+        // The (now empty) buffer is kept for the next record.
+        self.failures = failures;
     }
 }

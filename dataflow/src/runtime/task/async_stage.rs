@@ -8,7 +8,7 @@ use broker::{Position, RecvError, TryRecvError};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
 
-use super::{Cx, Erase, Failure, Input, Mode, Task, lock, panic_message};
+use super::{Cx, DeadInput, Erase, Failure, Input, Mode, Task, lock, panic_message};
 
 /// A record read for an async batch, owned.
 struct Read<In> {
@@ -89,6 +89,7 @@ impl<In: Clone> Task<In> {
     ) where
         R: FnMut(Out, &mut Cx<'_>),
     {
+        let encode = self.encode;
         let state = &mut self.state;
         let sampled = state.next_sampled();
         let metrics = std::sync::Arc::clone(&state.metrics);
@@ -130,11 +131,15 @@ impl<In: Clone> Task<In> {
         }
         drop(guard);
         if !state.failures.is_empty() {
-            state.dead_letters(
-                read.position,
-                erase(&read.value),
-                std::any::type_name::<In>(),
-            );
+            // The payload as read is gone (the value was decoded): it is encoded again.
+            let input = DeadInput {
+                value: erase(&read.value),
+                value_type: std::any::type_name::<In>(),
+                payload: state
+                    .input_codec
+                    .and_then(|codec| encode(&read.value, codec)),
+            };
+            state.dead_letters(read.position, input);
         }
         state.state_processed(read.position);
     }

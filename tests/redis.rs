@@ -483,6 +483,85 @@ fn r2_child() -> Result {
     })
 }
 
+/// A Redis outage longer than the bridge's own retries (500 ms here, `retry_for_ms`): the
+/// pipeline's tasks end on it, join their group again once the server is back, and go on;
+/// nothing is lost, and the metrics count the outage.
+#[test]
+fn tasks_rejoin_their_group_after_an_outage_longer_than_the_retries() -> Result {
+    let Some(mut server) = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]) else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let pipeline_url = format!("{}?retry_for_ms=500", server.url());
+    // The test's own producer and readers retry for the default 30 s.
+    let connection = rt.block_on(Connection::open(&server.url()))?;
+    let running = rt.block_on(
+        Copy::builder()
+            .input(TopicSpec::new("outage-in").partitions(2))
+            .output(TopicSpec::new("outage-out").partitions(2))
+            .options(
+                PipelineOptions::new()
+                    .backend(&pipeline_url)
+                    .group("outage"),
+            )
+            .start(),
+    )?;
+    let send = |range: std::ops::Range<u64>| {
+        rt.block_on(async {
+            let mut producer = connection.producer::<u64>("outage-in").await?;
+            for v in range {
+                producer.send_batch((v % 2) as u32, [v]).await?;
+            }
+            Ok::<_, BackendError>(())
+        })
+    };
+    // Each read goes on from the test reader's last commit.
+    let read_all = |range: std::ops::Range<u64>| {
+        rt.block_on(read_until::<u64>(&connection, "outage-out", |seen| {
+            let seen: std::collections::HashSet<_> = seen.iter().collect();
+            range.clone().all(|v| seen.contains(&v))
+        }))
+    };
+    send(0..100)?;
+    read_all(0..100)?;
+    // Down for 3 s: every task's next operation fails after its 500 ms of retries.
+    server.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    server.restart();
+    send(100..200)?;
+    read_all(100..200)?;
+    let metrics = running.metrics();
+    assert!(metrics.outages > 0, "no task saw the outage: {metrics}");
+    assert!(
+        metrics
+            .last_outage
+            .as_deref()
+            .is_some_and(|e| e.contains("127.0.0.1")),
+        "{:?}",
+        metrics.last_outage
+    );
+    rt.block_on(running.shutdown())?;
+    Ok(())
+}
+
+/// A misspelt parameter is refused, not ignored.
+#[test]
+fn an_unknown_redis_parameter_is_refused() {
+    let refused = runtime().block_on(Connection::open("redis://127.0.0.1:1?lease_msx=500"));
+    let Err(BackendError::InvalidUrl { reason, .. }) = refused else {
+        panic!("accepted: {refused:?}");
+    };
+    assert!(reason.contains("unknown parameter `lease_msx`"), "{reason}");
+    assert!(reason.contains("lease_ms"), "{reason}");
+}
+
 /// The commit frontier of group `r2.segment-0` on each partition of `r2-in`, sampled while
 /// R2 runs; panics if one ever moves backwards.
 struct Frontiers {

@@ -27,6 +27,9 @@ pub(crate) struct TaskMetrics {
     /// End-to-end latency at sink nodes (from the source append time).
     pub(crate) end_to_end: Vec<Histogram<u64>>,
     pub(crate) lagged: u64,
+    /// Times the task ended on a transient backend error and was made again.
+    pub(crate) outages: u64,
+    pub(crate) last_outage: Option<String>,
 }
 
 impl TaskMetrics {
@@ -37,6 +40,8 @@ impl TaskMetrics {
             latency: (0..nodes).map(|_| histogram()).collect(),
             end_to_end: (0..nodes).map(|_| histogram()).collect(),
             lagged: 0,
+            outages: 0,
+            last_outage: None,
         }
     }
 }
@@ -73,6 +78,10 @@ impl Registry {
                     .expect("same bounds");
             }
             merged.lagged += task.lagged;
+            merged.outages += task.outages;
+            if task.last_outage.is_some() {
+                merged.last_outage.clone_from(&task.last_outage);
+            }
         }
         let secs = elapsed.as_secs_f64().max(1e-9);
         let quantile = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
@@ -105,6 +114,8 @@ impl Registry {
             elapsed,
             stages,
             lagged: merged.lagged,
+            outages: merged.outages,
+            last_outage: merged.last_outage,
         }
     }
 }
@@ -145,6 +156,12 @@ pub struct Metrics {
     pub stages: Vec<StageStats>,
     /// Records skipped because an input topic's retention removed them before they were read.
     pub lagged: u64,
+    /// Times a task ended because its remote backend stayed unreachable longer than the
+    /// bridge retries, and joined its group again (the records after its last commit were
+    /// read again).
+    pub outages: u64,
+    /// The error of one of those outages, the latest one seen.
+    pub last_outage: Option<String>,
 }
 
 impl Metrics {
@@ -194,6 +211,12 @@ impl fmt::Display for Metrics {
         }
         if self.lagged > 0 {
             writeln!(f, "records skipped by input retention: {}", self.lagged)?;
+        }
+        if let (outages @ 1.., Some(last)) = (self.outages, &self.last_outage) {
+            writeln!(
+                f,
+                "tasks that rejoined after a backend outage: {outages} ({last})"
+            )?;
         }
         Ok(())
     }

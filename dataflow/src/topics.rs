@@ -49,7 +49,7 @@ pub fn read<'a, In: Exchange, F, Fut>(
     make_task: F,
 ) -> BoxFuture<'a, Result<(), StartError>>
 where
-    F: Fn(Task<In>) -> Fut + Send + 'a,
+    F: Fn(Task<In>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), PipelineError>> + Send + 'static,
 {
     Box::pin(launch.segment(index, input, upstream, make_task))

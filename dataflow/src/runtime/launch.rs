@@ -17,8 +17,8 @@ use crate::error::{PipelineError, StartError};
 use crate::graph::Graph;
 use crate::metrics::{Metrics, Registry};
 use crate::options::{BackendChoice, PipelineOptions};
-use crate::runtime::output::Output;
 use crate::runtime::port::{Port, RemotePort};
+use crate::runtime::rejoin::{Rejoin, stored_output};
 use crate::runtime::task::{Membership, Mode, Task, TaskSetup};
 use crate::spec::{Binding, TopicSpec};
 use crate::stage::Exchange;
@@ -48,7 +48,7 @@ pub struct Launch {
     runtime: tokio::runtime::Handle,
     dead_letters: Topic<DeadLetter>,
     /// The backend topic that keeps dead letters (remote backends only).
-    stored_dead_letters: Option<Port<StoredDeadLetter>>,
+    stored_dead_letters: Option<RemotePort>,
     registry: Arc<Registry>,
     segments: Vec<Segment>,
     started: Instant,
@@ -101,7 +101,7 @@ impl Launch {
         if launch.connection.remote_backend().is_some() {
             let spec = TopicSpec::new(format!("{}.dead-letters", launch.group_prefix()))
                 .codec(StoredDeadLetter::codec());
-            launch.stored_dead_letters = Some(launch.remote_port(spec).await?);
+            launch.stored_dead_letters = Some(launch.remote_topic(spec).await?);
         }
         Ok(launch)
     }
@@ -131,6 +131,14 @@ impl Launch {
         &self,
         spec: TopicSpec,
     ) -> impl Future<Output = Result<Port<T>, StartError>> + Send + 'static {
+        let remote = self.remote_topic(spec);
+        async move { Ok(Port::Remote(remote.await?)) }
+    }
+
+    fn remote_topic(
+        &self,
+        spec: TopicSpec,
+    ) -> impl Future<Output = Result<RemotePort, StartError>> + Send + 'static {
         let backend = self
             .connection
             .remote_backend()
@@ -141,12 +149,12 @@ impl Launch {
             let partitions = backend
                 .ensure_topic(&spec.name, spec.partitions.unwrap_or(1))
                 .await?;
-            Ok(Port::Remote(RemotePort {
+            Ok(RemotePort {
                 backend,
                 name: spec.name,
                 partitions,
                 codec,
-            }))
+            })
         }
     }
 
@@ -186,7 +194,8 @@ impl Launch {
 
     /// Declares segment `index` (segments are declared in topological order): one task per
     /// partition of `input`, each made by `make_task`, all members of one consumer group so
-    /// that a restart resumes from the committed offsets. The tasks start in
+    /// that a restart resumes from the committed offsets. On a remote backend, a task that
+    /// ends on a transient backend error is made again (see [`Rejoin`]). The tasks start in
     /// [`finish`](Self::finish).
     pub async fn segment<In, F, Fut>(
         &mut self,
@@ -197,42 +206,41 @@ impl Launch {
     ) -> Result<(), StartError>
     where
         In: Exchange,
-        F: Fn(Task<In>) -> Fut,
+        F: Fn(Task<In>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), PipelineError>> + Send + 'static,
     {
         debug_assert_eq!(index, self.segments.len(), "segments start in order");
         let group_name = format!("{}.segment-{index}", self.group_prefix());
         let members = members(input, &group_name).await?;
         let (signal, receiver) = watch::channel(Mode::Run);
-        let mut stored_dead_letters = Vec::new();
-        if let Some(port) = &self.stored_dead_letters {
-            for _ in 0..members.len() {
-                let output = Output::new(port).await.map_err(|err| match err {
-                    PipelineError::Backend(err) => StartError::Backend(err),
-                    other => unreachable!("a new output fails only on its backend: {other}"),
-                })?;
-                stored_dead_letters.push(output);
-            }
+        let make_task = Arc::new(make_task);
+        let mut pending: Vec<TaskFuture> = Vec::with_capacity(members.len());
+        for member in members {
+            let setup = TaskSetup {
+                pipeline: self.name,
+                graph: self.graph,
+                signal: receiver.clone(),
+                metrics: self.registry.task(self.graph.nodes.len()),
+                batch: self.options.batch,
+                sample_every: self.options.sample_every,
+                latency: self.options.metrics,
+                dead_letters: self.dead_letters.clone(),
+            };
+            let stored = stored_output(self.stored_dead_letters.as_ref()).await?;
+            let task = Task::new(member, input.name(), setup.clone(), stored);
+            pending.push(match input {
+                Port::Mem(_) => Box::pin(make_task(task)),
+                Port::Remote(remote) => {
+                    let rejoin = Rejoin::new(
+                        remote.clone(),
+                        group_name.clone(),
+                        setup,
+                        self.stored_dead_letters.clone(),
+                    );
+                    Box::pin(rejoin.supervise(task, Arc::clone(&make_task)))
+                }
+            });
         }
-        let mut stored_dead_letters = stored_dead_letters.into_iter();
-        let pending = members
-            .into_iter()
-            .map(|member| {
-                let setup = TaskSetup {
-                    pipeline: self.name,
-                    graph: self.graph,
-                    signal: receiver.clone(),
-                    metrics: self.registry.task(self.graph.nodes.len()),
-                    batch: self.options.batch,
-                    sample_every: self.options.sample_every,
-                    latency: self.options.metrics,
-                    dead_letters: self.dead_letters.clone(),
-                    stored_dead_letters: stored_dead_letters.next(),
-                };
-                let task = Task::new(member, input.name(), setup);
-                Box::pin(make_task(task)) as TaskFuture
-            })
-            .collect();
         self.segments.push(Segment {
             upstream: upstream.to_vec(),
             signal,
@@ -272,7 +280,7 @@ impl Launch {
             dead_letter_topic: self
                 .stored_dead_letters
                 .as_ref()
-                .map(|port| port.name().to_owned()),
+                .map(|port| port.name.clone()),
             registry: self.registry,
             segments: self.segments,
             started: self.started,

@@ -3,4 +3,5 @@
 pub(crate) mod launch;
 pub(crate) mod output;
 pub(crate) mod port;
+pub(crate) mod rejoin;
 pub(crate) mod task;

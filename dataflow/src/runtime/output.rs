@@ -8,7 +8,7 @@ use broker::{Producer, SendError, Topic};
 
 use crate::backend::{BackendError, BoxFuture, TopicProducer};
 use crate::error::PipelineError;
-use crate::runtime::port::Port;
+use crate::runtime::port::{Port, RemotePort};
 use crate::stage::{Deliver, Key};
 
 /// The partition of `key` among `partitions`: a fixed hash, so that every task and every run
@@ -97,19 +97,22 @@ impl<T: Deliver> Output<T> {
     pub(crate) async fn new(port: &Port<T>) -> Result<Self, PipelineError> {
         match port {
             Port::Mem(topic) => Ok(Self::mem(topic)),
-            Port::Remote(remote) => {
-                let producer = remote.backend.producer(&remote.name).await?;
-                let producer =
-                    TopicProducer::remote(&remote.name, remote.partitions, producer, remote.codec);
-                Ok(Self {
-                    sender: Sender::Remote(Box::new(Encoding { producer })),
-                    topic: remote.name.clone(),
-                    partitions: remote.partitions,
-                    buffer: Vec::new(),
-                    rejected: Vec::new(),
-                })
-            }
+            Port::Remote(remote) => Ok(Self::remote(remote).await?),
         }
+    }
+
+    /// An output to a topic on a remote backend.
+    pub(crate) async fn remote(remote: &RemotePort) -> Result<Self, BackendError> {
+        let producer = remote.backend.producer(&remote.name).await?;
+        let producer =
+            TopicProducer::remote(&remote.name, remote.partitions, producer, remote.codec);
+        Ok(Self {
+            sender: Sender::Remote(Box::new(Encoding { producer })),
+            topic: remote.name.clone(),
+            partitions: remote.partitions,
+            buffer: Vec::new(),
+            rejected: Vec::new(),
+        })
     }
 }
 

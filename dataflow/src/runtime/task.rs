@@ -195,6 +195,7 @@ struct TaskState {
     error: Option<PipelineError>,
 }
 
+#[derive(Clone)]
 pub(crate) struct TaskSetup {
     pub(crate) pipeline: &'static str,
     pub(crate) graph: Graph,
@@ -204,7 +205,6 @@ pub(crate) struct TaskSetup {
     pub(crate) sample_every: u32,
     pub(crate) latency: bool,
     pub(crate) dead_letters: Topic<DeadLetter>,
-    pub(crate) stored_dead_letters: Option<Output<StoredDeadLetter>>,
 }
 
 /// What a task reads: one member of its segment's consumer group.
@@ -233,7 +233,13 @@ fn encode<In: Exchange>(value: &In, codec: Codec) -> Option<Vec<u8>> {
 }
 
 impl<In: Exchange> Task<In> {
-    pub(crate) fn new(member: Membership<In>, topic: &str, setup: TaskSetup) -> Self {
+    /// A task reading as `member`; on a remote backend, `stored` keeps its dead letters there.
+    pub(crate) fn new(
+        member: Membership<In>,
+        topic: &str,
+        setup: TaskSetup,
+        stored: Option<Output<StoredDeadLetter>>,
+    ) -> Self {
         let (input, input_codec) = match member {
             Membership::Mem(member) => (Input::Mem(member), None),
             Membership::Remote(reader) => {
@@ -259,7 +265,7 @@ impl<In: Exchange> Task<In> {
                 clock: quanta::Clock::new(),
                 failures: Vec::new(),
                 dead: Output::mem(&setup.dead_letters),
-                stored: setup.stored_dead_letters,
+                stored,
                 input_codec,
                 processed: Vec::new(),
                 finished: false,

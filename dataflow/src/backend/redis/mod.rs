@@ -13,8 +13,8 @@
 //!   (`XAUTOCLAIM`) and reads them again before new ones;
 //! - retention: `max_len=N` (`XADD ... MAXLEN ~ N`) or `max_age_ms=N` (`MINID ~`) URL
 //!   parameters;
-//! - connections are re-established with capped, jittered backoff; an authentication or
-//!   permission error is fatal at once.
+//! - connections are re-established with capped, jittered backoff, for 30 s per operation
+//!   (`retry_for_ms=N` to change it); an authentication or permission error is fatal at once.
 //!
 //! `rediss://` connects over TLS (rustls with ring), checking the server's certificate
 //! against the system's roots, or against `ca_file=PATH` (PEM).
@@ -37,7 +37,7 @@ use member::RedisMember;
 
 const BACKEND: &str = "redis";
 
-/// How long a lost connection is retried before the operation fails.
+/// How long a lost connection is retried before the operation fails (`retry_for_ms`).
 const RECONNECT_FOR: Duration = Duration::from_secs(30);
 /// How long `connect` waits for a first answer.
 const CONNECT_FOR: Duration = Duration::from_secs(5);
@@ -46,6 +46,16 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(20);
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// Response timeout of the command connection.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The URL parameters of the Redis bridge (besides the credentials).
+const PARAMS: [&str; 6] = [
+    "max_len",
+    "max_age_ms",
+    "lease_ms",
+    "retry_for_ms",
+    "ca_file",
+    "insecure",
+];
 
 /// Settings read from the URL's parameters.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +66,8 @@ pub(crate) struct Settings {
     max_age: Option<Duration>,
     /// A member whose heartbeat is older than this is dead; its leases expire after it.
     lease: Duration,
+    /// How long an operation retries a lost connection before it fails.
+    reconnect_for: Duration,
 }
 
 /// A Redis server holding topics as streams.
@@ -79,6 +91,21 @@ impl RedisBackend {
     /// Connects to the server `url` names and checks the credentials (a `PING`). Fails fast:
     /// bad credentials at once, an unreachable server after a few seconds.
     pub async fn connect(url: BackendUrl) -> Result<Self, BackendError> {
+        // A misspelt parameter would otherwise be ignored without a word.
+        if let Some((key, _)) = url
+            .params
+            .iter()
+            .find(|(k, _)| !PARAMS.contains(&k.as_str()))
+        {
+            return Err(BackendError::InvalidUrl {
+                url: url.to_string(),
+                reason: format!(
+                    "unknown parameter `{key}` (Redis takes {}, username, password_env, \
+                     password_file)",
+                    PARAMS.join(", ")
+                ),
+            });
+        }
         let endpoint = url.hosts[0].clone();
         let (host, port) = endpoint
             .rsplit_once(':')
@@ -152,8 +179,14 @@ impl RedisBackend {
             max_len: number("max_len")?,
             max_age: number("max_age_ms")?.map(Duration::from_millis),
             lease: number("lease_ms")?.map_or(Duration::from_secs(5), Duration::from_millis),
+            reconnect_for: number("retry_for_ms")?.map_or(RECONNECT_FOR, Duration::from_millis),
         };
-        let mut link = Link::new(client.clone(), endpoint.clone(), RESPONSE_TIMEOUT);
+        let mut link = Link::new(
+            client.clone(),
+            endpoint.clone(),
+            RESPONSE_TIMEOUT,
+            settings.reconnect_for,
+        );
         link.connect_within(CONNECT_FOR).await?;
         let _: String = link.query(&redis::cmd("PING")).await?;
         Ok(Self {
@@ -165,7 +198,12 @@ impl RedisBackend {
     }
 
     fn link(&self, response_timeout: Duration) -> Link {
-        Link::new(self.client.clone(), self.endpoint.clone(), response_timeout)
+        Link::new(
+            self.client.clone(),
+            self.endpoint.clone(),
+            response_timeout,
+            self.settings.reconnect_for,
+        )
     }
 }
 
@@ -282,20 +320,28 @@ pub(crate) fn now_millis() -> u64 {
 }
 
 /// One connection, re-established on demand: queries retry a lost connection with capped,
-/// jittered backoff for [`RECONNECT_FOR`], and fail at once on anything else.
+/// jittered backoff for `reconnect_for` ([`RECONNECT_FOR`] unless the URL says
+/// `retry_for_ms`), and fail at once on anything else.
 pub(crate) struct Link {
     client: Client,
     endpoint: String,
     response_timeout: Duration,
+    reconnect_for: Duration,
     connection: Option<MultiplexedConnection>,
 }
 
 impl Link {
-    fn new(client: Client, endpoint: String, response_timeout: Duration) -> Self {
+    fn new(
+        client: Client,
+        endpoint: String,
+        response_timeout: Duration,
+        reconnect_for: Duration,
+    ) -> Self {
         Self {
             client,
             endpoint,
             response_timeout,
+            reconnect_for,
             connection: None,
         }
     }
@@ -326,7 +372,7 @@ impl Link {
         &mut self,
         cmd: &redis::Cmd,
     ) -> Result<T, BackendError> {
-        self.query_within(cmd, RECONNECT_FOR).await
+        self.query_within(cmd, self.reconnect_for).await
     }
 
     async fn query_within<T: redis::FromRedisValue>(
@@ -366,7 +412,7 @@ impl Link {
 
     /// Runs `pipe`, reconnecting as needed.
     pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<(), BackendError> {
-        let mut retry = Retry::new(RECONNECT_FOR);
+        let mut retry = Retry::new(self.reconnect_for);
         loop {
             let result = match self.connection().await {
                 Ok(connection) => pipe.query_async::<()>(connection).await,

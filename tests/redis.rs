@@ -463,6 +463,44 @@ fn r18_plaintext_to_a_tls_only_server_fails_fast_and_tls_works() -> Result {
     Ok(())
 }
 
+/// Mutual TLS: a server that asks for a client certificate refuses a client without one (a
+/// fast, typed TLS error) and accepts one that presents `cert_file` and `key_file`.
+#[test]
+fn r18_mutual_tls_needs_the_client_certificate() -> Result {
+    let Some(server) = RedisServer::start_mutual_tls() else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let tls = format!(
+        "rediss://127.0.0.1:{}?ca_file={}",
+        server.port,
+        server.tls_certificate().display()
+    );
+    let started = Instant::now();
+    let err = rt.block_on(Connection::open(&tls)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "not fast");
+    assert!(matches!(err, BackendError::Tls { .. }), "{err:?}");
+    // Half an identity is a mistake in the URL, said before connecting.
+    let (cert, key) = server.tls_client();
+    let half = format!("{tls}&cert_file={}", cert.display());
+    let err = rt.block_on(Connection::open(&half)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cert_file and key_file go together"),
+        "{err}"
+    );
+    let mutual = format!("{half}&key_file={}", key.display());
+    rt.block_on(async {
+        let connection = Connection::open(&mutual).await?;
+        let mut producer = connection.producer::<u64>("mtls-topic").await?;
+        producer.send_batch(0, [5, 6]).await?;
+        let seen = read_until::<u64>(&connection, "mtls-topic", |s| s.len() >= 2).await?;
+        assert_eq!(seen, [5, 6]);
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
 /// The child role of R2: runs `slow_copy` in group `r2` until it is killed.
 #[test]
 fn r2_child() -> Result {
@@ -771,6 +809,16 @@ fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed
         let unique: std::collections::HashSet<_> = seen.iter().collect();
         unique.len() as u64 >= n
     }));
+    // The consumers of ended members are deleted when their partitions are taken over: what
+    // is left on a stream is the live pair's, and at most a dead member or two whose lease had
+    // not quite run out then; not one consumer per kill.
+    let consumers: Vec<usize> = (0..PARTITIONS)
+        .map(|p| {
+            let stream = format!("r2-in:{p}");
+            let listed = server.cli(&["XINFO", "CONSUMERS", &stream, Frontiers::GROUP]);
+            listed.lines().filter(|line| line.trim() == "name").count()
+        })
+        .collect();
     for mut process in pair {
         process.kill()?;
         process.wait()?;
@@ -781,7 +829,12 @@ fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed
     let duplicates = seen.len() as u64 - n;
     eprintln!(
         "r2: {n} records, {KILLS} kills ({killed_mid_batch} left records read and not \
-         committed), {duplicates} duplicates, {samples} frontier samples"
+         committed), {duplicates} duplicates, {samples} frontier samples, consumers left per \
+         stream {consumers:?}"
+    );
+    assert!(
+        consumers.iter().all(|&c| c <= 4),
+        "consumers of ended members pile up: {consumers:?} per stream"
     );
     assert!(samples > 0, "the commit frontier was never sampled");
     assert!(

@@ -52,73 +52,75 @@ impl RedisServer {
     /// A server that only speaks TLS on its port, with a certificate for 127.0.0.1 signed by
     /// a certificate authority of its own (made with `openssl`).
     pub fn start_tls() -> Option<Self> {
+        Self::start_tls_with("no")
+    }
+
+    /// As [`start_tls`](Self::start_tls), and it asks clients for a certificate signed by
+    /// the same authority (mutual TLS; see [`tls_client`](Self::tls_client)).
+    pub fn start_mutual_tls() -> Option<Self> {
+        Self::start_tls_with("yes")
+    }
+
+    fn start_tls_with(auth_clients: &str) -> Option<Self> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let openssl = required(find_binary("OPENSSL", "openssl"), "openssl")?;
-        let dir = std::env::temp_dir().join(format!("dataflow-tls-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "dataflow-tls-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).expect("certificate directory");
         let file = |name: &str| path(&dir.join(name));
-        let (ca, ca_key, cert, key, csr, ext) = (
-            file("ca.pem"),
-            file("ca.key"),
-            file("cert.pem"),
-            file("key.pem"),
-            file("server.csr"),
-            file("server.ext"),
-        );
-        std::fs::write(
-            &ext,
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )
-        .expect("extensions file");
-        let steps: [&[&str]; 3] = [
-            &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ],
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=localhost",
-            ],
-            &["x509", "-req", "-days", "1", "-CAcreateserial"],
-        ];
-        let tails: [Vec<&str>; 3] = [
-            vec![
-                "-subj",
-                "/CN=dataflow test CA",
-                "-keyout",
-                &ca_key,
-                "-out",
-                &ca,
-            ],
-            vec!["-keyout", &key, "-out", &csr],
-            vec![
-                "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-out", &cert, "-extfile", &ext,
-            ],
-        ];
-        for (step, tail) in steps.iter().zip(&tails) {
+        // One openssl command, its words split on spaces (the temporary paths have none).
+        let run = |command: &str| {
+            let args: Vec<&str> = command.split_whitespace().collect();
             let made = Command::new(&openssl)
-                .args(*step)
-                .args(tail)
+                .args(&args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
                 .expect("openssl runs");
-            assert!(made.success(), "openssl {step:?} failed");
+            assert!(made.success(), "openssl {command} failed");
+        };
+        let (ca, ca_key) = (file("ca.pem"), file("ca.key"));
+        run(&format!(
+            "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=dataflow-test-CA \
+             -keyout {ca_key} -out {ca}"
+        ));
+        // The server's identity (for 127.0.0.1), then a client's, both signed by the CA.
+        for (name, extensions) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+            ),
+            (
+                "client",
+                "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+            ),
+        ] {
+            let [key, csr, ext, cert] =
+                ["key", "csr", "ext", "pem"].map(|kind| file(&format!("{name}.{kind}")));
+            std::fs::write(&ext, extensions).expect("extensions file");
+            run(&format!(
+                "req -newkey rsa:2048 -nodes -subj /CN={name} -keyout {key} -out {csr}"
+            ));
+            run(&format!(
+                "x509 -req -days 1 -CAcreateserial -in {csr} -CA {ca} -CAkey {ca_key} \
+                 -out {cert} -extfile {ext}"
+            ));
         }
         let port = free_port();
         let mut server = Self::start_with(&[
             "--save",
             "",
             "--tls-cert-file",
-            &cert,
+            &file("server.pem"),
             "--tls-key-file",
-            &key,
+            &file("server.key"),
             "--tls-ca-cert-file",
             &ca,
             "--tls-auth-clients",
-            "no",
+            auth_clients,
             "--tls-port",
             &port.to_string(),
             "--port",
@@ -126,6 +128,13 @@ impl RedisServer {
         ])?;
         server.port = port;
         Some(server)
+    }
+
+    /// A client identity (certificate and key, PEM) signed by a TLS server's authority.
+    pub fn tls_client(&self) -> (PathBuf, PathBuf) {
+        let dir = self.tls_certificate();
+        let dir = dir.parent().expect("the certificate directory");
+        (dir.join("client.pem"), dir.join("client.key"))
     }
 
     /// The certificate authority that signed a TLS server's certificate.

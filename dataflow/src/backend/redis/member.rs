@@ -16,6 +16,28 @@ const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
 /// Deletes a lease only if this member holds it.
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
                        return redis.call('del', KEYS[1]) else return 0 end";
+/// Deletes the group's consumers on stream `KEYS[1]` that have nothing pending and belong to
+/// no live member (`KEYS[2]`, scores = lease ends, `ARGV[3]` = now), except this one
+/// (`ARGV[2]`): members that died or rejoined leave their consumers behind. In one script, so
+/// that no entry is delivered to a consumer between the check and the delete (deleting a
+/// consumer drops its pending entries).
+const FORGET_ENDED: &str = r"
+local deleted = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, pending
+  for i = 1, #consumer, 2 do
+    if consumer[i] == 'name' then name = consumer[i + 1] end
+    if consumer[i] == 'pending' then pending = consumer[i + 1] end
+  end
+  if name ~= ARGV[2] and pending == 0 then
+    local lease_end = redis.call('ZSCORE', KEYS[2], name)
+    if not lease_end or tonumber(lease_end) < tonumber(ARGV[3]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+      deleted = deleted + 1
+    end
+  end
+end
+return deleted";
 
 /// A partition this member holds the lease of.
 struct Owned {
@@ -167,6 +189,7 @@ impl RedisMember {
                 .await?;
             if taken.is_some() {
                 self.claim_pending(partition).await?;
+                self.forget_ended(partition).await?;
                 self.owned.insert(partition, Owned { pending: true });
             }
         }
@@ -215,6 +238,22 @@ impl RedisMember {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// Once the pending entries of `partition` are this member's: deletes the consumers that
+    /// ended members left on its stream, so that `XINFO CONSUMERS` does not grow with every
+    /// restart (see [`FORGET_ENDED`]).
+    async fn forget_ended(&mut self, partition: u32) -> Result<(), BackendError> {
+        let forget = redis::cmd("EVAL")
+            .arg(FORGET_ENDED)
+            .arg(2)
+            .arg(stream_key(&self.topic, partition))
+            .arg(self.members_key())
+            .arg(&self.group)
+            .arg(&self.id)
+            .arg(now_millis())
+            .clone();
+        self.commands.query::<i64>(&forget).await.map(drop)
     }
 
     /// `XREADGROUP` of `ids` (`0`: this member's pending entries; `>`: new ones) on the

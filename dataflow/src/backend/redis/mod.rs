@@ -17,7 +17,8 @@
 //!   (`retry_for_ms=N` to change it); an authentication or permission error is fatal at once.
 //!
 //! `rediss://` connects over TLS (rustls with ring), checking the server's certificate
-//! against the system's roots, or against `ca_file=PATH` (PEM).
+//! against the system's roots, or against `ca_file=PATH` (PEM); `cert_file=PATH&key_file=PATH`
+//! (PEM) present a client certificate to a server that asks for one (mutual TLS).
 //!
 //! Blocking reads (`XREADGROUP ... BLOCK`) use a connection of their own whose response
 //! timeout is longer than the block time (the client's default of 500 ms would cut them).
@@ -48,14 +49,69 @@ const BACKOFF_CAP: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The URL parameters of the Redis bridge (besides the credentials).
-const PARAMS: [&str; 6] = [
+const PARAMS: [&str; 8] = [
     "max_len",
     "max_age_ms",
     "lease_ms",
     "retry_for_ms",
     "ca_file",
+    "cert_file",
+    "key_file",
     "insecure",
 ];
+
+/// The PEM files a `rediss://` URL names: a private certificate authority (`ca_file`, instead
+/// of the system's roots) and a client identity for mutual TLS (`cert_file` with
+/// `key_file`). `None` when it names none.
+fn tls_files(url: &BackendUrl, tls: bool) -> Result<Option<redis::TlsCertificates>, BackendError> {
+    let read = |key: &str, what: &str| -> Result<Option<Vec<u8>>, BackendError> {
+        url.param(key)
+            .map(|file| {
+                std::fs::read(file).map_err(|e| BackendError::Tls {
+                    backend: BACKEND,
+                    message: format!("cannot read {what} `{file}` ({key}): {e}"),
+                })
+            })
+            .transpose()
+    };
+    let named = ["ca_file", "cert_file", "key_file"]
+        .into_iter()
+        .filter(|key| url.param(key).is_some())
+        .collect::<Vec<_>>();
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |reason: String| BackendError::InvalidUrl {
+        url: url.to_string(),
+        reason,
+    };
+    if !tls {
+        return Err(invalid(format!(
+            "{} only apply to TLS: use rediss://",
+            named.join(", ")
+        )));
+    }
+    let root_cert = read("ca_file", "the CA certificate")?;
+    let client_tls = match (
+        read("cert_file", "the client certificate")?,
+        read("key_file", "the client key")?,
+    ) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(invalid(
+                "cert_file and key_file go together (a client identity for mutual TLS)".into(),
+            ));
+        }
+    };
+    Ok(Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
 
 /// Settings read from the URL's parameters.
 #[derive(Debug, Clone, Copy)]
@@ -149,20 +205,9 @@ impl RedisBackend {
             redis = redis.set_password(password.expose());
         }
         let info = info.set_redis_settings(redis);
-        let client = match url.param("ca_file") {
-            // A private certificate authority, in PEM, instead of the system's.
-            Some(ca_file) if tls => {
-                let root_cert = std::fs::read(ca_file).map_err(|e| BackendError::Tls {
-                    backend: BACKEND,
-                    message: format!("cannot read the CA certificate `{ca_file}`: {e}"),
-                })?;
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                };
-                Client::build_with_tls(info, certificates)
-            }
-            _ => Client::open(info),
+        let client = match tls_files(&url, tls)? {
+            Some(certificates) => Client::build_with_tls(info, certificates),
+            None => Client::open(info),
         }
         .map_err(|e| tls_or_server(&e, tls))?;
         let number = |key: &str| -> Result<Option<u64>, BackendError> {

@@ -124,10 +124,11 @@ pub(super) fn class_of(error: &KafkaError) -> Class {
 /// authentication or TLS failure (librdkafka keeps retrying those, so operations time out).
 pub(super) fn backend_error(error: &KafkaError, context: &Context, endpoint: &str) -> BackendError {
     if let KafkaError::ClientConfig(_, description, key, value) = error {
+        // A setting from the URL that librdkafka refuses: the URL's fault, and fatal.
         let shown = if is_secret_key(key) { "***" } else { value };
-        return BackendError::Server {
-            backend: SCHEME,
-            message: format!("invalid client setting `{key}={shown}`: {description}"),
+        return BackendError::InvalidUrl {
+            url: format!("{SCHEME}://{endpoint}"),
+            reason: format!("invalid client setting `{key}={shown}`: {description}"),
         };
     }
     let mut class = class_of(error);

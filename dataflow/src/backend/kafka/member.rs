@@ -20,8 +20,6 @@ use super::errors::{Class, Context, backend_error, class_of, code_of, join_error
 use super::{SCHEME, drop_blocking, lock};
 use crate::backend::{BackendError, BoxFuture, Delivery, RemoteMember};
 
-/// How long a commit or a read retries through transient errors before reporting them.
-const OUTAGE_LIMIT: Duration = Duration::from_secs(60);
 /// How long leaving a group may take before it goes on in the background.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long after the last local join a member holds records back while the group settles.
@@ -127,6 +125,8 @@ pub struct KafkaMember {
     held_round: u64,
     /// When the current run of transient errors began.
     outage: Option<Instant>,
+    /// How long a read or a commit retries through transient errors before reporting them.
+    retry_for: Duration,
     /// A fatal error met after records were read: returned by the next poll.
     pending: Option<BackendError>,
 }
@@ -167,13 +167,14 @@ fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
 
 impl KafkaMember {
     /// Joins `group` of `topic` as a new member of `local`, with a consumer made from
-    /// `config`.
+    /// `config`; reads and commits retry through transient errors for `retry_for`.
     pub(super) fn join(
         config: &ClientConfig,
         topic: &str,
         group: &str,
         endpoint: &str,
         local: Arc<LocalGroup>,
+        retry_for: Duration,
     ) -> Result<Self, BackendError> {
         let state = Arc::new(MemberState::default());
         lock(&local.members).push(Arc::clone(&state));
@@ -204,6 +205,7 @@ impl KafkaMember {
             held: Vec::new(),
             held_round: 0,
             outage: None,
+            retry_for,
             pending: None,
         })
     }
@@ -254,11 +256,14 @@ impl KafkaMember {
         // librdkafka reports transport errors and keeps reconnecting: report them only when
         // they last.
         let since = *self.outage.get_or_insert_with(Instant::now);
-        if since.elapsed() > OUTAGE_LIMIT {
+        if since.elapsed() > self.retry_for {
             return Err(BackendError::Unreachable {
                 backend: SCHEME,
                 endpoint: self.endpoint.clone(),
-                message: format!("no record for {OUTAGE_LIMIT:?} of errors; last: {error}"),
+                message: format!(
+                    "no record for {:?} of errors; last: {error}",
+                    self.retry_for
+                ),
             });
         }
         Ok(())
@@ -372,12 +377,12 @@ impl RemoteMember for KafkaMember {
                 // A synchronous commit waits for the coordinator: off the async workers.
                 let committed =
                     tokio::task::spawn_blocking(move || commit_owned(&consumer, &topic, &owned));
-                let result = tokio::time::timeout(OUTAGE_LIMIT, committed)
+                let result = tokio::time::timeout(self.retry_for, committed)
                     .await
                     .map_err(|_| BackendError::Unreachable {
                         backend: SCHEME,
                         endpoint: self.endpoint.clone(),
-                        message: format!("offset commit still waiting after {OUTAGE_LIMIT:?}"),
+                        message: format!("offset commit still waiting after {:?}", self.retry_for),
                     })?
                     .map_err(join_error)?;
                 let Err(error) = result else {
@@ -387,7 +392,7 @@ impl RemoteMember for KafkaMember {
                     // The group moved on (its partitions are being reassigned): the records
                     // are read again by their next owner, unless a later commit covers them.
                     Class::Rebalance => return Ok(()),
-                    Class::Transient if started.elapsed() < OUTAGE_LIMIT => {
+                    Class::Transient if started.elapsed() < self.retry_for => {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(2));
                     }

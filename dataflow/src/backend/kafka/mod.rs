@@ -35,7 +35,9 @@
 //! [`BackendError::Tls`]; both are fatal. Brokers that cannot be reached are
 //! [`BackendError::Unreachable`]: at [`connect`](KafkaBackend::connect) after a few seconds;
 //! later, librdkafka reconnects by itself, and an operation fails only once the outage
-//! outlasts its bound (a send: `message.timeout.ms`, 60 s here; a commit or a read: 60 s).
+//! outlasts `retry_for_ms` (60 s by default; it sets `message.timeout.ms` for sends, unless
+//! the URL sets that too, and bounds reads and commits). `retry_for_ms` is the bridge's own
+//! parameter; every other one goes to librdkafka as it is.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -67,6 +69,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a topic just created may take to show in the metadata.
 const TOPIC_VISIBLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long sends, reads and commits ride out an outage before they fail (`retry_for_ms`).
+const RETRY_FOR: Duration = Duration::from_secs(60);
+/// URL parameters of the bridge itself; every other one goes to librdkafka.
+const BRIDGE_PARAMS: [&str; 1] = ["retry_for_ms"];
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -113,8 +119,24 @@ fn base_config(url: &BackendUrl) -> ClientConfig {
 
 fn apply_params(config: &mut ClientConfig, url: &BackendUrl) {
     for (key, value) in &url.params {
-        config.set(key, value);
+        if !BRIDGE_PARAMS.contains(&key.as_str()) {
+            config.set(key, value);
+        }
     }
+}
+
+/// `retry_for_ms`, or the default.
+fn retry_for(url: &BackendUrl) -> Result<Duration, BackendError> {
+    let Some(value) = url.param("retry_for_ms") else {
+        return Ok(RETRY_FOR);
+    };
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| BackendError::InvalidUrl {
+            url: url.to_string(),
+            reason: format!("`retry_for_ms={value}` is not a number"),
+        })
 }
 
 /// Topics on a Kafka cluster (or anything speaking its protocol). See the
@@ -124,6 +146,8 @@ pub struct KafkaBackend {
     endpoint: String,
     /// The settings consumers start from (holds the password: never printed).
     consumer_config: ClientConfig,
+    /// How long a read or a commit rides out an outage.
+    retry_for: Duration,
     /// The local members of each `(topic, group)`.
     groups: Mutex<HashMap<(String, String), Arc<LocalGroup>>>,
     clients: Option<Clients>,
@@ -159,12 +183,14 @@ impl KafkaBackend {
     /// password or a TLS mismatch fail here within a few seconds.
     pub async fn connect(url: BackendUrl) -> Result<Self, BackendError> {
         let endpoint = url.hosts.join(",");
+        let retry_for = retry_for(&url)?;
         let context = Context::default();
         let mut producer_config = base_config(&url);
         producer_config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("message.timeout.ms", "60000");
+            // A send rides out an outage as long as reads and commits do.
+            .set("message.timeout.ms", retry_for.as_millis().to_string());
         apply_params(&mut producer_config, &url);
         let producer = SharedProducer::new(producer_config, context.clone())
             .map_err(|e| backend_error(&e, &context, &endpoint))?;
@@ -188,6 +214,7 @@ impl KafkaBackend {
             url,
             endpoint,
             consumer_config,
+            retry_for,
             groups: Mutex::default(),
             clients: Some(Clients {
                 context,
@@ -356,6 +383,7 @@ impl RemoteBackend for KafkaBackend {
                 group,
                 &self.endpoint,
                 local,
+                self.retry_for,
             )?);
             Ok(member)
         })
@@ -385,5 +413,34 @@ mod tests {
             "{error:?}"
         );
         assert!(!format!("{error} {error:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn retry_for_ms_is_the_bridges_own_and_never_reaches_librdkafka() {
+        let url = |query: &str| BackendUrl::parse(&format!("kafka://127.0.0.1:9092{query}"));
+        let default = url("").expect("a valid URL");
+        assert_eq!(retry_for(&default).ok(), Some(RETRY_FOR));
+        let set = url("?retry_for_ms=1500&linger.ms=1").expect("a valid URL");
+        assert_eq!(retry_for(&set).ok(), Some(Duration::from_millis(1500)));
+        let mut config = ClientConfig::new();
+        apply_params(&mut config, &set);
+        assert_eq!(config.get("retry_for_ms"), None);
+        assert_eq!(config.get("linger.ms"), Some("1"));
+        let bad = url("?retry_for_ms=soon").expect("a valid URL");
+        assert!(matches!(
+            retry_for(&bad),
+            Err(BackendError::InvalidUrl { reason, .. }) if reason.contains("soon")
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_setting_librdkafka_does_not_know_is_refused_at_once() {
+        let url =
+            BackendUrl::parse("kafka://127.0.0.1:9?sesion.timeout.ms=6000").expect("a valid URL");
+        let error = KafkaBackend::connect(url)
+            .await
+            .expect_err("a misspelt setting");
+        assert!(error.is_fatal(), "{error:?}");
+        assert!(error.to_string().contains("sesion.timeout.ms"), "{error}");
     }
 }

@@ -109,7 +109,8 @@ impl RedisMember {
         format!("dataflow:lease:{}:{}:{partition}", self.group, self.topic)
     }
 
-    /// Registers this member as alive for one lease; returns the live members, sorted.
+    /// Registers this member as alive for one lease; returns the live members, sorted. One
+    /// round trip.
     async fn heartbeat(&mut self) -> Result<Vec<String>, BackendError> {
         let now = now_millis();
         let key = self.members_key();
@@ -123,12 +124,12 @@ impl RedisMember {
             .arg(&key)
             .arg("-inf")
             .arg(now)
-            .ignore();
-        self.commands.query_pipe(&pipe).await?;
-        let mut live: Vec<String> = self
-            .commands
-            .query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1))
-            .await?;
+            .ignore()
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1);
+        let (mut live,): (Vec<String>,) = self.commands.query_pipe(&pipe).await?;
         live.sort();
         Ok(live)
     }
@@ -503,7 +504,7 @@ impl RemoteMember for RedisMember {
                 }
             }
             if any {
-                self.commands.query_pipe(&pipe).await?;
+                self.commands.query_pipe::<()>(&pipe).await?;
             }
             Ok(())
         })

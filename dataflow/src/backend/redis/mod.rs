@@ -353,7 +353,7 @@ impl RemoteProducer for RedisProducer {
                 }
                 cmd.arg("*").arg("payload").arg(payload.as_slice()).ignore();
             }
-            self.link.query_pipe(&pipe).await
+            self.link.query_pipe::<()>(&pipe).await
         })
     }
 }
@@ -455,16 +455,19 @@ impl Link {
         })
     }
 
-    /// Runs `pipe`, reconnecting as needed.
-    pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<(), BackendError> {
+    /// Runs `pipe`, reconnecting as needed; `T` holds the replies not ignored.
+    pub(crate) async fn query_pipe<T: redis::FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, BackendError> {
         let mut retry = Retry::new(self.reconnect_for);
         loop {
             let result = match self.connection().await {
-                Ok(connection) => pipe.query_async::<()>(connection).await,
+                Ok(connection) => pipe.query_async::<T>(connection).await,
                 Err(err) => Err(err),
             };
             match result {
-                Ok(()) => return Ok(()),
+                Ok(replies) => return Ok(replies),
                 Err(err) => self.recover(err, &mut retry).await?,
             }
         }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dataflow::backend::{BackendError, Connection, Received};
-use dataflow::{PipelineOptions, Sink, Source, StoredDeadLetter, TopicSpec, pipeline};
+use dataflow::{
+    PipelineError, PipelineOptions, Sink, Source, StoredDeadLetter, TopicSpec, pipeline,
+};
 use support::KillPoints;
 use support::pipelines::{Copy, Result, SlowCopy, Unlucky, Visit, Visits, WordCount, runtime};
 use support::redis::RedisServer;
@@ -586,6 +588,174 @@ fn tasks_rejoin_their_group_after_an_outage_longer_than_the_retries() -> Result 
         metrics.last_outage
     );
     rt.block_on(running.shutdown())?;
+    Ok(())
+}
+
+#[pipeline]
+fn slow_regroup(input: Source<u64>, out: Sink<(u64, u64)>) {
+    input
+        .key_by(|x: &u64| x % 2)
+        .map(|pair: (u64, u64)| {
+            std::thread::sleep(Duration::from_micros(200));
+            pair
+        })
+        .to(out);
+}
+
+/// Backpressure across a repartition on Redis: the segment after the internal topic copies
+/// 5 000 records a second, the one before it could write 20 times faster; it waits instead,
+/// so the internal streams never hold much more than `internal_capacity` records a partition
+/// that the downstream group has not processed. Every record still arrives.
+#[test]
+fn a_slow_segment_holds_back_the_one_before_it_on_redis() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    const N: u64 = 4_000;
+    const CAPACITY: u64 = 200;
+    const BATCH: u64 = 16;
+    let rt = runtime();
+    let connection = rt.block_on(Connection::open(&server.url()))?;
+    let input = TopicSpec::new("bp-in").partitions(2);
+    rt.block_on(async {
+        let mut producer = connection.producer::<u64>(input.clone()).await?;
+        for start in (0..N).step_by(100) {
+            producer
+                .send_batch((start / 100 % 2) as u32, start..start + 100)
+                .await?;
+        }
+        Ok::<_, BackendError>(())
+    })?;
+    let running = rt.block_on(
+        SlowRegroup::builder()
+            .input(input)
+            .out(TopicSpec::new("bp-out").partitions(2))
+            .options(
+                PipelineOptions::new()
+                    .connection(&connection)
+                    .group("bp")
+                    .internal_capacity(CAPACITY)
+                    .batch(BATCH as usize),
+            )
+            .start(),
+    )?;
+    // The internal streams' backlog (lag + pending of their group), sampled every 5 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampling = {
+        let (stop, url) = (std::sync::Arc::clone(&stop), server.url());
+        std::thread::spawn(move || -> redis::RedisResult<(u64, usize)> {
+            let mut redis = redis::Client::open(url)?.get_connection()?;
+            let (mut most, mut samples) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg("bp.*.internal:*")
+                    .query(&mut redis)?;
+                for key in keys {
+                    let groups: Vec<GroupInfo> = redis::cmd("XINFO")
+                        .arg("GROUPS")
+                        .arg(&key)
+                        .query(&mut redis)?;
+                    for group in groups {
+                        let number = |field: &str| match group.get(field) {
+                            Some(redis::Value::Int(n)) => Some(*n as u64),
+                            _ => None,
+                        };
+                        if let (Some(lag), Some(pending)) = (number("lag"), number("pending")) {
+                            most = most.max(lag + pending);
+                            samples += 1;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok((most, samples))
+        })
+    };
+    let seen = rt.block_on(read_until::<(u64, u64)>(&connection, "bp-out", |seen| {
+        seen.iter()
+            .map(|(_, v)| v)
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64
+            >= N
+    }));
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let (most, samples) = sampling.join().expect("the sampler")?;
+    seen?;
+    rt.block_on(running.shutdown())?;
+    // Each of the 2 upstream tasks checks after an eighth of the capacity and may send one
+    // batch more before it sees the bound: that much above it, at most.
+    let bound = CAPACITY + 2 * (CAPACITY / 8 + BATCH);
+    eprintln!("backpressure: at most {most} records behind ({samples} samples, bound {bound})");
+    assert!(samples > 0, "the internal streams were never sampled");
+    assert!(
+        most <= bound,
+        "{most} records behind the downstream group, over {bound}"
+    );
+    Ok(())
+}
+
+/// A producer held back by a downstream segment that then fails for good (its user loses the
+/// right to write the sink) gives up too: the pipeline fails, and its shutdown returns the
+/// error instead of waiting forever on a backlog nobody reads.
+#[test]
+fn a_producer_held_back_by_a_failed_segment_gives_up() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    server.cli(&[
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~*", "&*", "+@all",
+    ]);
+    let rt = runtime();
+    let url = format!("redis://app:app-pw@127.0.0.1:{}", server.port);
+    let connection = rt.block_on(Connection::open(&server.url()))?;
+    let input = TopicSpec::new("gone-in").partitions(2);
+    let running = rt.block_on(
+        SlowRegroup::builder()
+            .input(input.clone())
+            .out(TopicSpec::new("gone-out").partitions(2))
+            .options(
+                PipelineOptions::new()
+                    .backend(&url)
+                    .group("gone")
+                    .internal_capacity(50)
+                    .batch(16),
+            )
+            .start(),
+    )?;
+    rt.block_on(async {
+        let mut producer = connection.producer::<u64>(input).await?;
+        producer.send_batch(0, 0..100).await?;
+        read_until::<(u64, u64)>(&connection, "gone-out", |seen| !seen.is_empty()).await?;
+        // From now on the sink is read-only for the pipeline's user.
+        server.cli(&[
+            "ACL",
+            "SETUSER",
+            "app",
+            "resetkeys",
+            "~gone-in:*",
+            "~gone.*",
+            "~dataflow:*",
+            "%R~gone-out:*",
+        ]);
+        for start in (100..20_000).step_by(100) {
+            producer
+                .send_batch((start / 100 % 2) as u32, start..start + 100)
+                .await?;
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    let stopped = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), running.shutdown()).await
+    });
+    let Ok(result) = stopped else {
+        panic!("the shutdown waited on the backlog for a minute");
+    };
+    // The cause, not the producer that gave up because of it.
+    let err = result.expect_err("the sink's segment failed");
+    assert!(
+        matches!(&err, PipelineError::Backend(BackendError::Auth { .. })),
+        "{err:?}"
+    );
     Ok(())
 }
 

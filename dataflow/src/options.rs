@@ -93,7 +93,9 @@ impl PipelineOptions {
     }
 
     /// Per-partition capacity of internal topics (default 16384 records). Producers into a
-    /// full internal topic wait: that is how backpressure crosses segments.
+    /// full internal topic wait: that is how backpressure crosses segments. On Redis (7 or
+    /// later) it bounds the records of a partition the downstream group has not processed,
+    /// checked every eighth of the capacity; Kafka's internal topics are not bounded.
     pub fn internal_capacity(mut self, records: u64) -> Self {
         self.internal_capacity = records.max(1);
         self

@@ -89,6 +89,14 @@ pub trait RemoteProducer: Send {
         partition: u32,
         payloads: &'a [Vec<u8>],
     ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// How many records of `partition` its slowest consumer group has not processed yet
+    /// (not read, or read and not committed), for backpressure; `None` when the backend
+    /// cannot tell cheaply (then nothing waits).
+    fn backlog(&mut self, partition: u32) -> BoxFuture<'_, Result<Option<u64>, BackendError>> {
+        let _ = partition;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// One member of a consumer group of a remote topic. The backend decides which partitions it

@@ -163,6 +163,15 @@ impl<T: Serialize + Send + Sync + 'static> TopicProducer<T> {
     }
 
     /// Sends what [`encode`](Self::encode) made to `partition`.
+    /// How many records of `partition` the topic's slowest group has not processed yet, when
+    /// the backend can tell (remote topics only).
+    pub(crate) async fn backlog(&mut self, partition: u32) -> Result<Option<u64>, BackendError> {
+        match &mut self.inner {
+            ProducerInner::Mem(_) => Ok(None),
+            ProducerInner::Remote { producer, .. } => producer.backlog(partition).await,
+        }
+    }
+
     pub(crate) async fn send_encoded(
         &mut self,
         partition: u32,

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use broker::{Broker, Overflow, Topic, TopicConfig};
@@ -11,13 +12,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backend::{Connection, TopicReader};
+use crate::backend::{BackendError, Connection, TopicReader};
 use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::{PipelineError, StartError};
 use crate::graph::Graph;
 use crate::metrics::{Metrics, Registry};
 use crate::options::{BackendChoice, PipelineOptions};
-use crate::runtime::port::{Port, RemotePort};
+use crate::runtime::port::{Bound, Port, RemotePort};
 use crate::runtime::rejoin::{Rejoin, stored_output};
 use crate::runtime::task::{Membership, Mode, Task, TaskSetup};
 use crate::spec::{Binding, TopicSpec};
@@ -154,13 +155,16 @@ impl Launch {
                 name: spec.name,
                 partitions,
                 codec,
+                bound: None,
             })
         }
     }
 
     /// The internal topic that joins two segments at node `node`, with `partitions`
-    /// partitions. On the embedded broker it is bounded (producers into it wait:
-    /// backpressure); on a remote backend it is a topic named `{group prefix}.{node}.internal`.
+    /// partitions, bounded: producers into it wait while it holds
+    /// [`internal_capacity`](PipelineOptions::internal_capacity) records per partition not yet
+    /// processed (backpressure). On a remote backend it is a topic named `{group
+    /// prefix}.{node}.internal`, bounded where the backend can tell a backlog (Redis 7).
     pub async fn internal_topic<T: Exchange>(
         &mut self,
         node: &str,
@@ -168,9 +172,18 @@ impl Launch {
     ) -> Result<Port<T>, StartError> {
         if self.connection.remote_backend().is_some() {
             let name = format!("{}.{node}.internal", self.group_prefix());
-            return self
-                .remote_port(TopicSpec::new(name).partitions(partitions))
-                .await;
+            let mut remote = self
+                .remote_topic(TopicSpec::new(name).partitions(partitions))
+                .await?;
+            let closed = Arc::new(AtomicBool::new(false));
+            remote.bound = Some(Bound {
+                capacity: self.options.internal_capacity,
+                closed: Arc::clone(&closed),
+            });
+            // Release: a producer that sees the flag sees a failed pipeline.
+            self.close_internal
+                .push(Box::new(move || closed.store(true, Ordering::Release)));
+            return Ok(Port::Remote(remote));
         }
         let config = TopicConfig::new()
             .partitions(partitions)
@@ -380,7 +393,11 @@ impl Running {
                     }),
                 };
                 if let Err(err) = result {
-                    first_error.get_or_insert(err);
+                    // A task that failed because another one did (its topic closed under
+                    // it) does not hide the cause.
+                    if first_error.as_ref().is_none_or(is_consequence) {
+                        first_error = Some(err);
+                    }
                 }
             }
         }
@@ -389,6 +406,15 @@ impl Running {
             None => Ok(self.metrics()),
         }
     }
+}
+
+/// Whether `error` is what a task meets when another task failed first: the pipeline closes
+/// its internal topics then, so that no task waits forever.
+fn is_consequence(error: &PipelineError) -> bool {
+    matches!(
+        error,
+        PipelineError::OutputClosed { .. } | PipelineError::Backend(BackendError::Closed { .. })
+    )
 }
 
 impl Drop for Running {

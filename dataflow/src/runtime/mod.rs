@@ -1,5 +1,6 @@
 //! The runtime behind generated pipelines: segments, tasks, outputs.
 
+pub(crate) mod backpressure;
 pub(crate) mod launch;
 pub(crate) mod output;
 pub(crate) mod port;

@@ -8,6 +8,7 @@ use broker::{Producer, SendError, Topic};
 
 use crate::backend::{BackendError, BoxFuture, TopicProducer};
 use crate::error::PipelineError;
+use crate::runtime::backpressure::Backpressure;
 use crate::runtime::port::{Port, RemotePort};
 use crate::stage::{Deliver, Key};
 
@@ -59,6 +60,8 @@ trait RemoteOutput<T>: Send {
 /// Encoded and waiting to be sent.
 struct Encoding<T> {
     producer: TopicProducer<T>,
+    /// Set for an internal topic on a backend that can tell a backlog.
+    backpressure: Option<Backpressure>,
 }
 
 impl<T: Deliver> RemoteOutput<T> for Encoding<T> {
@@ -75,7 +78,18 @@ impl<T: Deliver> RemoteOutput<T> for Encoding<T> {
                 error: error.to_string(),
             })
         });
-        Box::pin(async move { self.producer.send_encoded(partition, encoded).await })
+        Box::pin(async move {
+            let sent = encoded.len();
+            self.producer.send_encoded(partition, encoded).await?;
+            match &mut self.backpressure {
+                Some(backpressure) => {
+                    backpressure
+                        .after_send(&mut self.producer, partition, sent)
+                        .await
+                }
+                None => Ok(()),
+            }
+        })
     }
 }
 
@@ -106,8 +120,15 @@ impl<T: Deliver> Output<T> {
         let producer = remote.backend.producer(&remote.name).await?;
         let producer =
             TopicProducer::remote(&remote.name, remote.partitions, producer, remote.codec);
+        let backpressure = remote
+            .bound
+            .clone()
+            .map(|bound| Backpressure::new(&remote.name, bound));
         Ok(Self {
-            sender: Sender::Remote(Box::new(Encoding { producer })),
+            sender: Sender::Remote(Box::new(Encoding {
+                producer,
+                backpressure,
+            })),
             topic: remote.name.clone(),
             partitions: remote.partitions,
             buffer: Vec::new(),

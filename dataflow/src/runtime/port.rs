@@ -1,5 +1,8 @@
 //! A pipeline's topic once resolved on its backend: an embedded topic, or a remote one.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use broker::Topic;
 
 use crate::backend::SharedBackend;
@@ -20,6 +23,19 @@ pub struct RemotePort {
     pub(crate) name: String,
     pub(crate) partitions: u32,
     pub(crate) codec: Codec,
+    /// For an internal topic: the backlog per partition above which producers wait
+    /// (backpressure), when the backend can tell a backlog.
+    pub(crate) bound: Option<Bound>,
+}
+
+/// The bound of a remote internal topic.
+#[derive(Clone)]
+pub(crate) struct Bound {
+    /// Records per partition not yet processed by the downstream group.
+    pub(crate) capacity: u64,
+    /// Set when a task of the pipeline failed: a producer waiting for the downstream group
+    /// then fails too, instead of waiting forever for a reader that is gone.
+    pub(crate) closed: Arc<AtomicBool>,
 }
 
 impl<T> Clone for Port<T> {

@@ -23,6 +23,7 @@
 //! Blocking reads (`XREADGROUP ... BLOCK`) use a connection of their own whose response
 //! timeout is longer than the block time (the client's default of 500 ms would cut them).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -356,6 +357,28 @@ impl RemoteProducer for RedisProducer {
             self.link.query_pipe::<()>(&pipe).await
         })
     }
+
+    fn backlog(&mut self, partition: u32) -> BoxFuture<'_, Result<Option<u64>, BackendError>> {
+        Box::pin(async move {
+            let key = stream_key(&self.topic, partition);
+            let groups: Vec<HashMap<String, Value>> = self
+                .link
+                .query(redis::cmd("XINFO").arg("GROUPS").arg(&key))
+                .await?;
+            Ok(groups.iter().filter_map(group_backlog).max())
+        })
+    }
+}
+
+/// A group's backlog in `XINFO GROUPS`: `lag` (entries not delivered yet; Redis 7) plus
+/// `pending` (delivered, not acknowledged). `None` when Redis cannot tell the lag (before
+/// 7.0, or after entries were deleted from the middle of the stream).
+fn group_backlog(group: &HashMap<String, Value>) -> Option<u64> {
+    let number = |field: &str| match group.get(field)? {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        _ => None,
+    };
+    Some(number("lag")? + number("pending")?)
 }
 
 pub(crate) fn now_millis() -> u64 {

@@ -408,6 +408,26 @@ impl Running {
     }
 }
 
+/// A new member of group `group` of the remote topic `remote`, one of the `partitions` that
+/// this process joins (one per partition).
+pub(crate) async fn remote_member<In>(
+    remote: &RemotePort,
+    group: &str,
+) -> Result<Membership<In>, BackendError>
+where
+    In: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let member = remote
+        .backend
+        .join(&remote.name, group, remote.partitions, remote.partitions)
+        .await?;
+    Ok(Membership::Remote(TopicReader::remote(
+        &remote.name,
+        member,
+        remote.codec,
+    )))
+}
+
 /// Whether `error` is what a task meets when another task failed first: the pipeline closes
 /// its internal topics then, so that no task waits forever.
 fn is_consequence(error: &PipelineError) -> bool {
@@ -442,15 +462,7 @@ where
         Port::Remote(remote) => {
             let mut members = Vec::new();
             for _ in 0..remote.partitions {
-                let member = remote
-                    .backend
-                    .join(&remote.name, group, remote.partitions, remote.partitions)
-                    .await?;
-                members.push(Membership::Remote(TopicReader::remote(
-                    &remote.name,
-                    member,
-                    remote.codec,
-                )));
+                members.push(remote_member(remote, group).await?);
             }
             Ok(members)
         }

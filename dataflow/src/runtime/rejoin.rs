@@ -15,12 +15,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{BackendError, TopicReader};
+use crate::backend::BackendError;
 use crate::dead_letter::StoredDeadLetter;
 use crate::error::PipelineError;
+use crate::runtime::launch::remote_member;
 use crate::runtime::output::Output;
 use crate::runtime::port::RemotePort;
-use crate::runtime::task::{Membership, Mode, Task, TaskSetup};
+use crate::runtime::task::{Mode, Task, TaskSetup};
 use crate::stage::Exchange;
 
 /// The first wait before joining again; it doubles up to [`REJOIN_CAP`] while the backend
@@ -109,20 +110,10 @@ impl<In: Exchange> Rejoin<In> {
 
     /// A task for a new member of the group.
     async fn task(&self) -> Result<Task<In>, BackendError> {
-        let input = &self.input;
-        let member = input
-            .backend
-            .join(&input.name, &self.group, input.partitions, input.partitions)
-            .await?;
-        let reader = TopicReader::remote(&input.name, member, input.codec);
+        let member = remote_member(&self.input, &self.group).await?;
         let stored = stored_output(self.stored_dead_letters.as_ref()).await?;
         let setup = self.setup.clone();
-        Ok(Task::new(
-            Membership::Remote(reader),
-            &input.name,
-            setup,
-            stored,
-        ))
+        Ok(Task::new(member, &self.input.name, setup, stored))
     }
 
     /// Counts the task's end in its metrics.

@@ -310,15 +310,7 @@ fn an_output_too_large_for_its_codec_is_a_dead_letter_and_the_rest_goes_on() -> 
 
 #[test]
 fn r9_redis_killed_and_restarted_mid_stream_loses_nothing() -> Result {
-    // Acknowledged writes survive a SIGKILL: every write is fsynced to the append-only file.
-    let Some(mut server) = RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ]) else {
+    let Some(mut server) = RedisServer::start_durable() else {
         return Ok(());
     };
     // As RELIABILITY.md's R9: 5 kills during 100k records.
@@ -528,14 +520,7 @@ fn r2_child() -> Result {
 /// nothing is lost, and the metrics count the outage.
 #[test]
 fn tasks_rejoin_their_group_after_an_outage_longer_than_the_retries() -> Result {
-    let Some(mut server) = RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ]) else {
+    let Some(mut server) = RedisServer::start_durable() else {
         return Ok(());
     };
     let rt = runtime();

@@ -31,6 +31,19 @@ impl RedisServer {
         Self::start_with(&["--save", "", "--appendonly", "no"])
     }
 
+    /// A server whose acknowledged writes survive a SIGKILL: every write is fsynced to its
+    /// append-only file, which a [`restart`](Self::restart) reads back.
+    pub fn start_durable() -> Option<Self> {
+        Self::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
+    }
+
     /// A server with `args` added to the loopback port settings.
     pub fn start_with(args: &[&str]) -> Option<Self> {
         let binary = required(find_binary("REDIS_SERVER", "redis-server"), "redis-server")?;

@@ -1346,25 +1346,41 @@ fn latency(
         }
         Peer::KafkaBridge | Peer::KafkaRaw => unreachable!("see kafka_latency"),
     };
-    assert_eq!(
-        sent,
-        expected,
-        "{}: the schedule was not kept",
-        peer.short()
-    );
-    assert_eq!(
-        recorder.received,
-        sent,
-        "{}: records went missing",
-        peer.short()
-    );
-    Latency {
-        sent,
-        hist: recorder.hist,
-        from_send: recorder.from_send,
-        late,
-        cpu,
-        joined: None,
+    Latency::checked(peer, expected, sent, late, recorder, cpu, None)
+}
+
+impl Latency {
+    /// A run's figures, once it is checked that every record of the schedule was sent and
+    /// received.
+    fn checked(
+        peer: Peer,
+        expected: u64,
+        sent: u64,
+        late: Histogram<u64>,
+        recorder: Recorder,
+        cpu: CpuUse,
+        joined: Option<Duration>,
+    ) -> Self {
+        assert_eq!(
+            sent,
+            expected,
+            "{}: the schedule was not kept",
+            peer.short()
+        );
+        assert_eq!(
+            recorder.received,
+            sent,
+            "{}: records went missing",
+            peer.short()
+        );
+        Self {
+            sent,
+            hist: recorder.hist,
+            from_send: recorder.from_send,
+            late,
+            cpu,
+            joined,
+        }
     }
 }
 /// One latency run of a Kafka peer: as `latency`, but the schedule starts only after the
@@ -1488,28 +1504,10 @@ fn kafka_latency(
         Peer::Mem | Peer::Bridge | Peer::Raw => unreachable!("{peer:?} is not a Kafka peer"),
     };
     debug_assert_eq!(schedule.count(), expected);
-    assert_eq!(
-        sent,
-        expected,
-        "{}: the schedule was not kept",
-        peer.short()
-    );
-    assert_eq!(
-        recorder.received,
-        sent,
-        "{}: records went missing",
-        peer.short()
-    );
+    let latency = Latency::checked(peer, expected, sent, late, recorder, cpu, Some(joined));
     // All records and the prime one, all committed.
     rt.block_on(kafka.check_and_drop(topic, &group, sent + 1));
-    Latency {
-        sent,
-        hist: recorder.hist,
-        from_send: recorder.from_send,
-        late,
-        cpu,
-        joined: Some(joined),
-    }
+    latency
 }
 
 // ---------------------------------------------------------------------------------------

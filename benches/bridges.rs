@@ -62,6 +62,8 @@
 //! then medians over rounds with [min, max], then the verdicts against the targets.
 //! `cargo test --benches` runs one tiny round as a smoke test.
 
+mod common;
+
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -72,6 +74,10 @@ use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cpu::{live_threads_cpu_ns, loadavg, machine_busy_ns};
+use common::schedule::{Schedule, now_ns};
+use common::settings::{bench_mode, env_or};
+use common::stats::{latency_histogram, median, spread, us};
 use dataflow::TopicSpec;
 use dataflow::backend::{Connection, TopicProducer, TopicReader};
 use futures_util::{FutureExt, StreamExt};
@@ -246,43 +252,6 @@ impl Drop for RedisServer {
     }
 }
 
-/// CPU time of every live thread of process `pid` (`self` for this one), in nanoseconds.
-fn cpu_ns(pid: &str) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .filter_map(|task| {
-            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-            stat.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum()
-}
-
-/// Busy CPU time of the whole machine so far, in nanoseconds (`/proc/stat`, 10 ms ticks).
-fn machine_busy_ns() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return 0;
-    };
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: all but idle and iowait.
-    let busy: u64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum();
-    busy * 10_000_000
-}
-
 /// CPU counters at one moment: this process, the server, the whole machine.
 #[derive(Clone, Copy)]
 struct CpuSample {
@@ -307,8 +276,8 @@ impl CpuSample {
     fn take(server: u32) -> Self {
         Self {
             at: Instant::now(),
-            client_ns: cpu_ns("self"),
-            server_ns: cpu_ns(&server.to_string()),
+            client_ns: live_threads_cpu_ns("self"),
+            server_ns: live_threads_cpu_ns(&server.to_string()),
             machine_ns: machine_busy_ns(),
         }
     }
@@ -326,13 +295,6 @@ impl CpuSample {
             others_cores: others as f64 / (later.at - self.at).as_nanos().max(1) as f64,
         }
     }
-}
-
-/// The load averages, as `/proc/loadavg` shows them.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// The raw client's two connections: commands (`XADD`, `XACK`, checks), and blocking reads.
@@ -1075,85 +1037,6 @@ async fn kafka_throughput(
 // ---------------------------------------------------------------------------------------
 // Latency
 
-fn now_ns(base: Instant) -> u64 {
-    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Waits until `base + t`: sleeps while more than 300 us away, yields while more than 20 us
-/// away, then spins (as `broker_latency.rs` does).
-fn wait_until(base: Instant, t: u64) {
-    loop {
-        let now = now_ns(base);
-        if now >= t {
-            return;
-        }
-        let left = t - now;
-        if left > 300_000 {
-            thread::sleep(Duration::from_nanos(left - 200_000));
-        } else if left > 20_000 {
-            thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
-
-/// The schedule of one latency run, in nanoseconds from `base`.
-#[derive(Clone, Copy)]
-struct Schedule {
-    base: Instant,
-    t0: u64,
-    record_from: u64,
-    end: u64,
-    rate: u64,
-}
-
-impl Schedule {
-    fn intended(&self, i: u64) -> Option<u64> {
-        let t = self.t0 + i * 1_000_000_000 / self.rate;
-        (t < self.end).then_some(t)
-    }
-
-    /// The same schedule, moved to start at `t0` (the same spacing and length).
-    fn starting_at(self, t0: u64) -> Self {
-        let shift = t0.saturating_sub(self.t0);
-        Self {
-            t0: self.t0 + shift,
-            record_from: self.record_from + shift,
-            end: self.end + shift,
-            ..self
-        }
-    }
-
-    /// How many records the schedule sends.
-    fn count(&self) -> u64 {
-        (0..).take_while(|&i| self.intended(i).is_some()).count() as u64
-    }
-
-    /// Calls `send(intended)` for every record at its intended time; returns the count and
-    /// how late each recorded send started (the sending thread's own scheduling delays, a
-    /// part of every latency).
-    fn pace(&self, mut send: impl FnMut(u64, u64)) -> (u64, Histogram<u64>) {
-        let mut late = histogram();
-        let mut i = 0;
-        while let Some(intended) = self.intended(i) {
-            wait_until(self.base, intended);
-            let started = now_ns(self.base);
-            if intended >= self.record_from {
-                late.saturating_record(started.saturating_sub(intended).max(1));
-            }
-            send(intended, started);
-            i += 1;
-        }
-        (i, late)
-    }
-}
-
-/// 1 ns .. 60 s, 3 significant digits.
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
-}
-
 /// Reads `expected` records through `reader` into `rec`, committing each batch, then checks
 /// that nothing more arrives within `drain_wait` and leaves the group.
 async fn record_latencies(
@@ -1198,8 +1081,8 @@ impl Recorder {
         Self {
             schedule,
             size,
-            hist: histogram(),
-            from_send: histogram(),
+            hist: latency_histogram(),
+            from_send: latency_histogram(),
             received: 0,
             last: None,
         }
@@ -1282,7 +1165,7 @@ fn latency(
                 Duration::from_millis(20),
             ));
             let cpu = CpuSample::take(redis.server.pid());
-            let (sent, late) = schedule.pace(|t, started| {
+            let (sent, late) = schedule.pace_noting_delays(|t, started| {
                 rt.block_on(producer.send_batch(0, [timed_record(t, started, size)]))
                     .expect("send");
             });
@@ -1334,7 +1217,7 @@ fn latency(
                 })
             };
             let cpu = CpuSample::take(redis.server.pid());
-            let (sent, late) = schedule.pace(|t, started| {
+            let (sent, late) = schedule.pace_noting_delays(|t, started| {
                 let value = timed_record(t, started, size);
                 rt.block_on(writes.xadd(&key, "*", &[("payload", value)]))
                     .expect("XADD");
@@ -1433,7 +1316,7 @@ fn kafka_latency(
             }
             let mut sends = Vec::new();
             let cpu = CpuSample::take(server);
-            let (sent, late) = schedule.pace(|t, started| {
+            let (sent, late) = schedule.pace_noting_delays(|t, started| {
                 // Waits only when IN_FLIGHT sends are unacknowledged (then the send is late).
                 let mut producer: TopicProducer<Vec<u8>> = free_rx.recv().expect("a free producer");
                 let free = free_tx.clone();
@@ -1483,7 +1366,7 @@ fn kafka_latency(
             };
             let mut deliveries = Vec::new();
             let cpu = CpuSample::take(server);
-            let (sent, late) = schedule.pace(|t, started| {
+            let (sent, late) = schedule.pace_noting_delays(|t, started| {
                 let value = timed_record(t, started, size);
                 let delivery = raw_enqueue(&producer, topic, &value).expect("room in the queue");
                 deliveries.push(rt.spawn(raw_delivered(delivery)));
@@ -1512,35 +1395,6 @@ fn kafka_latency(
 
 // ---------------------------------------------------------------------------------------
 // Reporting
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn us(ns: u64) -> String {
-    format!("{:.1}", ns as f64 / 1000.0)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut values = values.to_vec();
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// `median [min, max]` of `values`, each formatted by `f`.
-fn spread(values: &[f64], f: impl Fn(f64) -> String) -> String {
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{} [{}, {}]", f(median(values)), f(lo), f(hi))
-}
 
 fn index(peer: Peer) -> usize {
     PEERS.iter().position(|p| *p == peer).expect("peer")
@@ -1795,7 +1649,7 @@ fn verdicts(overheads: &Overheads, p99: &[P99Ratio]) {
 
 fn main() {
     // Without `--bench` this is `cargo test --benches`: a tiny smoke run.
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let bench_mode = bench_mode();
     let rounds: usize = env_or("BENCH_ROUNDS", if bench_mode { 5 } else { 1 }).max(1);
     let records: u64 = env_or("BENCH_RECORDS", if bench_mode { 100_000 } else { 1_000 });
     let kafka_records: u64 = env_or("BENCH_KAFKA_RECORDS", records);
@@ -1889,14 +1743,7 @@ fn main() {
             let topic = format!("x-lat-{}-{round}", peer.short());
             // Start a little ahead, so that the reader is waiting (the Kafka peers move the
             // schedule to after their group join).
-            let t0 = now_ns(base) + 50_000_000;
-            let schedule = Schedule {
-                base,
-                t0,
-                record_from: t0 + warmup_ms * 1_000_000,
-                end: t0 + warmup_ms * 1_000_000 + (seconds * 1e9) as u64,
-                rate,
-            };
+            let schedule = Schedule::new(base, 50_000_000, warmup_ms, seconds, rate);
             let run = match &kafka {
                 Some(kafka) if peer.is_kafka() => {
                     kafka_latency(peer, &rt, kafka, &topic, schedule, size)

@@ -22,10 +22,16 @@
 //! and the ratios of the broker's percentiles to crossbeam's and tokio's (median, min, max
 //! over rounds). `cargo test --benches` runs one short round as a smoke test.
 
+mod common;
+
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use broker::{Broker, Overflow, RecvError, Start, TopicConfig};
+use common::cpu::thread_cpu_ns;
+use common::schedule::{Schedule, now_ns};
+use common::settings::{bench_mode, env_or};
+use common::stats::{latency_histogram, median, spread, us};
 use crossbeam_channel as cb;
 use hdrhistogram::Histogram;
 
@@ -41,68 +47,6 @@ const QUANTILES: &[(&str, f64)] = &[
     ("p99.99", 0.9999),
 ];
 
-fn now_ns(base: Instant) -> u64 {
-    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Waits until `base + t`: sleeps while more than 300 us away (sleep overshoots by the timer
-/// slack, about 50 us), yields the core while more than 20 us away (so that a third thread,
-/// a kernel worker say, can run without preempting the consumer), then spins.
-fn wait_until(base: Instant, t: u64) {
-    loop {
-        let now = now_ns(base);
-        if now >= t {
-            return;
-        }
-        let left = t - now;
-        if left > 300_000 {
-            thread::sleep(Duration::from_nanos(left - 200_000));
-        } else if left > 20_000 {
-            thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
-
-/// The schedule of one run, shared by producer and consumer.
-#[derive(Clone, Copy)]
-struct Schedule {
-    base: Instant,
-    /// Intended time of the first record.
-    t0: u64,
-    /// Records intended before this are not recorded (warm-up).
-    record_from: u64,
-    /// Intended times run up to here.
-    end: u64,
-    rate: u64,
-}
-
-impl Schedule {
-    /// Calls `send(intended)` for every record, at its intended time; returns the count.
-    fn pace(&self, mut send: impl FnMut(u64)) -> u64 {
-        let mut i = 0u64;
-        loop {
-            // Exact integer schedule: t0 + i * 1e9 / rate.
-            let intended = self.t0 + i * 1_000_000_000 / self.rate;
-            if intended >= self.end {
-                return i;
-            }
-            wait_until(self.base, intended);
-            send(intended);
-            i += 1;
-        }
-    }
-}
-
-/// CPU time of the calling thread, in nanoseconds (updated by the kernel at each tick).
-fn thread_cpu_nanos() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The consumer's side: latencies, records seen, CPU used.
 struct Recorder {
     schedule: Schedule,
@@ -116,11 +60,10 @@ impl Recorder {
     fn new(schedule: Schedule) -> Self {
         Self {
             schedule,
-            // 1 ns .. 60 s, 3 significant digits.
-            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
+            hist: latency_histogram(),
             received: 0,
             lost: 0,
-            cpu_start: thread_cpu_nanos(),
+            cpu_start: thread_cpu_ns(),
         }
     }
 
@@ -135,7 +78,7 @@ impl Recorder {
 
     fn finish(self) -> Run {
         Run {
-            rx_cpu_ns: thread_cpu_nanos().saturating_sub(self.cpu_start),
+            rx_cpu_ns: thread_cpu_ns().saturating_sub(self.cpu_start),
             hist: self.hist,
             received: self.received,
             lost: self.lost,
@@ -242,33 +185,6 @@ fn run_peer(peer: &str, schedule: Schedule) -> Run {
     run
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn us(ns: u64) -> String {
-    format!("{:.1}", ns as f64 / 1000.0)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-fn min_max(values: &[f64]) -> (f64, f64) {
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (lo, hi)
-}
-
 /// Prints the medians over rounds and the broker's ratios to the reference peers.
 fn summarize(rate: u64, runs: &[Vec<Run>]) {
     println!("\n### {rate} records/s offered: median over rounds (max: largest), latency in us\n");
@@ -278,31 +194,27 @@ fn summarize(rate: u64, runs: &[Vec<Run>]) {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (peer, runs) in PEERS.iter().zip(runs) {
         let mut line = format!("| {peer} | {} |", runs.len());
-        let mut counts: Vec<f64> = runs.iter().map(|r| r.hist.len() as f64).collect();
-        let mut rates: Vec<f64> = runs.iter().map(|r| r.sent as f64 / r.seconds).collect();
+        let counts: Vec<f64> = runs.iter().map(|r| r.hist.len() as f64).collect();
+        let rates: Vec<f64> = runs.iter().map(|r| r.sent as f64 / r.seconds).collect();
         line.push_str(&format!(
             " {:.0} | {:.0}/s |",
-            median(&mut counts),
-            median(&mut rates)
+            median(&counts),
+            median(&rates)
         ));
         for (_, q) in QUANTILES {
-            let mut v: Vec<f64> = runs
+            let v: Vec<f64> = runs
                 .iter()
                 .map(|r| r.hist.value_at_quantile(*q) as f64)
                 .collect();
-            line.push_str(&format!(" {} |", us(median(&mut v) as u64)));
+            line.push_str(&format!(" {} |", us(median(&v) as u64)));
         }
         let max = runs.iter().map(|r| r.hist.max()).max().unwrap_or(0);
-        let mut cpu: Vec<f64> = runs
+        let cpu: Vec<f64> = runs
             .iter()
             .map(|r| r.rx_cpu_ns as f64 / r.received.max(1) as f64)
             .collect();
         let lost: u64 = runs.iter().map(|r| r.lost).sum();
-        line.push_str(&format!(
-            " {} | {:.0} | {lost} |",
-            us(max),
-            median(&mut cpu)
-        ));
+        line.push_str(&format!(" {} | {:.0} | {lost} |", us(max), median(&cpu)));
         println!("{line}");
     }
 
@@ -317,7 +229,7 @@ fn summarize(rate: u64, runs: &[Vec<Run>]) {
             let (b, r) = (&runs[index(broker_peer)], &runs[index(reference)]);
             let mut line = format!("| {broker_peer} | {reference} |");
             for (_, q) in QUANTILES {
-                let mut ratios: Vec<f64> = b
+                let ratios: Vec<f64> = b
                     .iter()
                     .zip(r)
                     .map(|(b, r)| {
@@ -325,8 +237,7 @@ fn summarize(rate: u64, runs: &[Vec<Run>]) {
                             / r.hist.value_at_quantile(*q).max(1) as f64
                     })
                     .collect();
-                let (lo, hi) = min_max(&ratios);
-                line.push_str(&format!(" {:.2} [{lo:.2}, {hi:.2}] |", median(&mut ratios)));
+                line.push_str(&format!(" {} |", spread(&ratios, |v| format!("{v:.2}"))));
             }
             println!("{line}");
         }
@@ -335,7 +246,7 @@ fn summarize(rate: u64, runs: &[Vec<Run>]) {
 
 fn main() {
     // Without `--bench` this is `cargo test --benches`: a short smoke run.
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let bench_mode = bench_mode();
     let seconds: f64 = env_or("BENCH_SECONDS", if bench_mode { 2.0 } else { 0.05 });
     let rounds: usize = env_or("BENCH_ROUNDS", if bench_mode { 5 } else { 1 });
     let warmup_ms: u64 = env_or("BENCH_WARMUP_MS", if bench_mode { 200 } else { 10 });
@@ -360,14 +271,7 @@ fn main() {
             for k in 0..PEERS.len() {
                 let p = (round + k) % PEERS.len();
                 // Start a little ahead, so that the consumer thread is up.
-                let t0 = now_ns(base) + 5_000_000;
-                let schedule = Schedule {
-                    base,
-                    t0,
-                    record_from: t0 + warmup_ms * 1_000_000,
-                    end: t0 + warmup_ms * 1_000_000 + (seconds * 1e9) as u64,
-                    rate,
-                };
+                let schedule = Schedule::new(base, 5_000_000, warmup_ms, seconds, rate);
                 let run = run_peer(PEERS[p], schedule);
                 let mut line = format!(
                     "| {rate} | {round} | {} | {} | {} |",

@@ -31,6 +31,8 @@
 //! per message (all threads of the process, from `/proc/self/task/*/schedstat`) is printed.
 //! `BENCH_ROUNDS=0` skips it; it never runs in test mode (`cargo test --benches`).
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +40,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use broker::{Broker, Consumer, Overflow, Producer, RecvError, Start, Topic, TopicConfig};
+use common::cpu::live_threads_cpu_ns;
+use common::settings::{bench_mode, env_flag, env_or};
+use common::stats::{median, min_max};
 use criterion::{Criterion, Throughput};
 use crossbeam_channel as cb;
 use disruptor::wait_strategies::WaitStrategy;
@@ -257,11 +262,25 @@ impl Tally {
     }
 }
 
+/// A harness whose readers cannot lose records (channels that block the sender).
 fn pipe<V: Msg, T: Tx<V> + 'static>(
     tx: T,
     done: cb::Receiver<()>,
     readers: usize,
     threads: Vec<JoinHandle<()>>,
+) -> Box<dyn Harness> {
+    pipe_counting_losses(tx, done, readers, threads, Arc::default(), None)
+}
+
+/// A harness whose readers add the records they lose to `Lagged` to `lost`; `close` runs
+/// after the sender is dropped.
+fn pipe_counting_losses<V: Msg, T: Tx<V> + 'static>(
+    tx: T,
+    done: cb::Receiver<()>,
+    readers: usize,
+    threads: Vec<JoinHandle<()>>,
+    lost: Arc<AtomicU64>,
+    close: Option<Box<dyn FnOnce()>>,
 ) -> Box<dyn Harness> {
     Box::new(Pipe {
         tx: Some(tx),
@@ -269,8 +288,8 @@ fn pipe<V: Msg, T: Tx<V> + 'static>(
         readers,
         seq: 0,
         threads,
-        lost: Arc::new(AtomicU64::new(0)),
-        close: None,
+        lost,
+        close,
         _value: std::marker::PhantomData,
     })
 }
@@ -358,19 +377,11 @@ fn broker<V: Msg>(n: u64, readers: usize, overflow: Overflow) -> Box<dyn Harness
         })
         .collect();
     let producer = topic.producer();
-    Box::new(Pipe {
-        tx: Some(producer),
-        done,
-        readers,
-        seq: 0,
-        threads,
-        lost,
-        close: Some(Box::new(move || {
-            topic.close();
-            drop(broker);
-        })),
-        _value: std::marker::PhantomData,
-    })
+    let close = Box::new(move || {
+        topic.close();
+        drop(broker);
+    });
+    pipe_counting_losses(producer, done, readers, threads, lost, Some(close))
 }
 
 fn crossbeam_fanout(n: u64, readers: usize) -> Box<dyn Harness> {
@@ -412,16 +423,7 @@ fn tokio_broadcast(n: u64, readers: usize) -> Box<dyn Harness> {
             })
         })
         .collect();
-    Box::new(Pipe {
-        tx: Some(tx),
-        done,
-        readers,
-        seq: 0,
-        threads,
-        lost,
-        close: None,
-        _value: std::marker::PhantomData,
-    })
+    pipe_counting_losses(tx, done, readers, threads, lost, None)
 }
 
 type Make = Box<dyn Fn() -> Box<dyn Harness>>;
@@ -442,10 +444,6 @@ struct Case {
 /// and its throughput is not the same work as the lossless peers'.
 fn dropoldest() -> bool {
     env_flag("BENCH_DROPOLDEST")
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| v == "1")
 }
 
 fn b1_cases<V: Msg>(label: &str, cases: &mut Vec<Case>) {
@@ -603,35 +601,6 @@ fn replay(c: &mut Criterion, records: u64) {
     group.finish();
 }
 
-/// CPU time of every live thread of this process, in nanoseconds.
-fn process_cpu_nanos() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
 /// One measurement of one peer in one round.
 struct Sample {
     per_sec: f64,
@@ -640,7 +609,7 @@ struct Sample {
 
 /// Runs every case's peers interleaved and prints ratios to the reference peers.
 fn interleaved(cases: &[Case], rounds: usize, reps: usize, min_time: Duration) {
-    let max_time = Duration::from_millis(env_usize("BENCH_MAX_MS", 1000) as u64);
+    let max_time = Duration::from_millis(env_or("BENCH_MAX_MS", 1000));
     println!(
         "\n## Interleaved rounds: {rounds} rounds per peer, each at least {reps} iterations of \
          {N} messages and {min_time:?}; the order rotates each round\n"
@@ -656,7 +625,7 @@ fn interleaved(cases: &[Case], rounds: usize, reps: usize, min_time: Duration) {
                 let mut h = (case.peers[p].1)();
                 h.run(N, case.burst); // warm-up
                 let lost_before = h.lost();
-                let cpu = process_cpu_nanos();
+                let cpu = live_threads_cpu_ns("self");
                 let start = Instant::now();
                 let mut done = 0u64;
                 // At least `reps` iterations and `min_time`: the kernel updates a running
@@ -672,7 +641,7 @@ fn interleaved(cases: &[Case], rounds: usize, reps: usize, min_time: Duration) {
                     done += 1;
                 }
                 let wall = start.elapsed().as_secs_f64();
-                let cpu = process_cpu_nanos().saturating_sub(cpu) as f64;
+                let cpu = live_threads_cpu_ns("self").saturating_sub(cpu) as f64;
                 let lost_now = h.lost() - lost_before;
                 lost[p] += lost_now;
                 drop(h);
@@ -701,14 +670,13 @@ fn interleaved(cases: &[Case], rounds: usize, reps: usize, min_time: Duration) {
         rule.push_str("---:|");
         println!("{header}\n{rule}");
         for (p, (name, _)) in case.peers.iter().enumerate() {
-            let mut rates: Vec<f64> = samples[p].iter().map(|s| s.per_sec / 1e6).collect();
-            let mut cpu: Vec<f64> = samples[p].iter().map(|s| s.cpu_ns_per_elem).collect();
-            let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = rates.iter().copied().fold(0.0, f64::max);
+            let rates: Vec<f64> = samples[p].iter().map(|s| s.per_sec / 1e6).collect();
+            let cpu: Vec<f64> = samples[p].iter().map(|s| s.cpu_ns_per_elem).collect();
+            let (lo, hi) = min_max(&rates);
             let mut line = format!(
                 "| {name} | {:.2} | {lo:.2} | {hi:.2} | {:.0} |",
-                median(&mut rates),
-                median(&mut cpu)
+                median(&rates),
+                median(&cpu)
             );
             for r in case.refs {
                 let q = case
@@ -716,17 +684,13 @@ fn interleaved(cases: &[Case], rounds: usize, reps: usize, min_time: Duration) {
                     .iter()
                     .position(|(n, _)| n == r)
                     .expect("reference peer");
-                let mut ratios: Vec<f64> = samples[p]
+                let ratios: Vec<f64> = samples[p]
                     .iter()
                     .zip(&samples[q])
                     .map(|(a, b)| a.per_sec / b.per_sec)
                     .collect();
-                let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = ratios.iter().copied().fold(0.0, f64::max);
-                line.push_str(&format!(
-                    " {:.2}x [{lo:.2}, {hi:.2}] |",
-                    median(&mut ratios)
-                ));
+                let (lo, hi) = min_max(&ratios);
+                line.push_str(&format!(" {:.2}x [{lo:.2}, {hi:.2}] |", median(&ratios)));
             }
             line.push_str(&format!(" {} |", lost[p]));
             println!("{line}");
@@ -738,7 +702,7 @@ fn interleaved(cases: &[Case], rounds: usize, reps: usize, min_time: Duration) {
 fn main() {
     // Criterion's test mode (`cargo test --benches`) runs each benchmark once, without the
     // `--bench` flag; keep that quick.
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let bench_mode = bench_mode();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
@@ -751,9 +715,14 @@ fn main() {
     criterion_cases(&mut c, &cases);
     replay(&mut c, if bench_mode { REPLAY_RECORDS } else { 100_000 });
     c.final_summary();
-    let rounds = env_usize("BENCH_ROUNDS", 5);
+    let rounds: usize = env_or("BENCH_ROUNDS", 5);
     if bench_mode && rounds > 0 {
-        let min_time = Duration::from_millis(env_usize("BENCH_MIN_MS", 150) as u64);
-        interleaved(&cases, rounds, env_usize("BENCH_REPS", 3).max(1), min_time);
+        let min_time = Duration::from_millis(env_or("BENCH_MIN_MS", 150));
+        interleaved(
+            &cases,
+            rounds,
+            env_or("BENCH_REPS", 3usize).max(1),
+            min_time,
+        );
     }
 }

@@ -5,27 +5,35 @@
 //! Run with: `cargo bench --bench durable` (files under the system temp directory; about a
 //! minute). `DURABLE_RECORDS` sets the records per run (default 50 000).
 
-use std::path::PathBuf;
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use broker::storage::fs::OsFs;
 use broker::storage::{Durability, PartitionLog, Storage, StorageConfig};
-use broker::{Broker, Start, TopicConfig};
+use broker::{Broker, Start, Topic, TopicConfig};
+use common::settings::env_or;
+use common::stats::us;
 use hdrhistogram::Histogram;
-
-fn records() -> u64 {
-    std::env::var("DURABLE_RECORDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50_000)
-}
 
 fn fresh_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("durable-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// The replay topic under `dir`: created, or recovered from its files.
+fn open_replay_topic(broker: &Broker, dir: &Path) -> Topic<[u64; 4]> {
+    broker
+        .durable_topic::<[u64; 4]>(
+            "replay",
+            TopicConfig::new(),
+            &Storage::dir(dir).durability(Durability::Never),
+        )
+        .unwrap()
 }
 
 struct Run {
@@ -79,12 +87,8 @@ fn append_run(durability: Durability, producers: u64, total: u64) -> Run {
     }
 }
 
-fn micros(nanos: u64) -> String {
-    format!("{:.1}", nanos as f64 / 1e3)
-}
-
 fn main() {
-    let total = records();
+    let total: u64 = env_or("DURABLE_RECORDS", 50_000);
     println!(
         "# File-backed appends: {total} records of 32 bytes per run, files in {:?}\n",
         std::env::temp_dir()
@@ -104,10 +108,10 @@ fn main() {
                 "| {} | {:.0} | {} | {} | {} | {} |",
                 run.label,
                 run.count as f64 / run.elapsed.as_secs_f64(),
-                micros(run.latency.value_at_quantile(0.5)),
-                micros(run.latency.value_at_quantile(0.99)),
-                micros(run.latency.value_at_quantile(0.999)),
-                micros(run.latency.max()),
+                us(run.latency.value_at_quantile(0.5)),
+                us(run.latency.value_at_quantile(0.99)),
+                us(run.latency.value_at_quantile(0.999)),
+                us(run.latency.max()),
             );
         }
     }
@@ -118,13 +122,7 @@ fn main() {
     let replayed = total * 4;
     {
         let broker = Broker::new();
-        let topic = broker
-            .durable_topic::<[u64; 4]>(
-                "replay",
-                TopicConfig::new(),
-                &Storage::dir(&dir).durability(Durability::Never),
-            )
-            .unwrap();
+        let topic = open_replay_topic(&broker, &dir);
         let producer = topic.producer();
         for i in 0..replayed {
             producer.send_blocking([i, 0, 0, 0]).unwrap();
@@ -147,13 +145,7 @@ fn main() {
     }
     let started = Instant::now();
     let broker = Broker::new();
-    let topic = broker
-        .durable_topic::<[u64; 4]>(
-            "replay",
-            TopicConfig::new(),
-            &Storage::dir(&dir).durability(Durability::Never),
-        )
-        .unwrap();
+    let topic = open_replay_topic(&broker, &dir);
     let opened = started.elapsed();
     assert_eq!(topic.end_offsets(), vec![replayed]);
     println!(

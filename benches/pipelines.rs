@@ -43,6 +43,8 @@
 //! today, and the run stops with a report). `cargo test --benches` runs it in a short smoke
 //! mode (small counts, one round). Nothing here is random: the values are sequence numbers.
 
+mod common;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::rc::Rc;
@@ -51,6 +53,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cpu::process_cpu;
+use common::settings::{bench_mode, env_or};
+use common::stats::{median, spread};
 use crossbeam_channel as cb;
 use dataflow::broker::{Broker, Overflow, Start, Topic, TopicConfig};
 use dataflow::{PipelineOptions, Running, Sink, Source, StartError, pipeline};
@@ -166,6 +171,8 @@ fn hops20(input: Source<u64>, out: Sink<u64>) {
 
 type Started = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Running, StartError>>>>;
 type StartFn = fn(Topic<u64>, Topic<u64>, PipelineOptions) -> Started;
+/// Makes the options of one run of ours.
+type OptionsFn = fn() -> PipelineOptions;
 
 fn start_identity(i: Topic<u64>, o: Topic<u64>, opts: PipelineOptions) -> Started {
     Box::pin(Identity20::builder().input(i).out(o).options(opts).start())
@@ -469,33 +476,6 @@ fn timely_exchange(n: u64) -> u64 {
 // ---------------------------------------------------------------------------------------
 // Harness
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Process CPU time (all threads, live and exited) from `/proc/self/stat`, in clock ticks of
-/// 10 ms (`USER_HZ` = 100 on Linux).
-fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return Duration::ZERO;
-    };
-    // After the command: state (field 3), ...; utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
 type Run<'a> = Box<dyn FnMut() -> Duration + 'a>;
 
 struct Peer<'a> {
@@ -576,14 +556,15 @@ impl<'a> Workload<'a> {
         }
         println!("{header}\n{rule}");
         for peer in &self.peers {
-            let median = median(peer.rounds.iter().map(|r| r.0.as_secs_f64()).collect());
-            let cores = median_f(peer.rounds.iter().map(|r| r.1).collect());
+            let times: Vec<f64> = peer.rounds.iter().map(|r| r.0.as_secs_f64()).collect();
+            let cores: Vec<f64> = peer.rounds.iter().map(|r| r.1).collect();
+            let time = median(&times);
             let mut line = format!(
                 "| {} | {} | {} | {:.2} |",
                 peer.name,
-                human_time(median),
-                human_rate(self.records as f64 / median),
-                cores
+                human_time(time),
+                human_rate(self.records as f64 / time),
+                median(&cores)
             );
             for reference in &self.references {
                 let Some(base) = self.peers.iter().find(|p| p.name == *reference) else {
@@ -596,42 +577,11 @@ impl<'a> Workload<'a> {
                     .zip(&base.rounds)
                     .map(|(a, b)| a.0.as_secs_f64() / b.0.as_secs_f64())
                     .collect();
-                let (lo, hi) = min_max(&ratios);
-                line.push_str(&format!(
-                    " {:.3} [{:.3}, {:.3}] |",
-                    median_f(ratios.clone()),
-                    lo,
-                    hi
-                ));
+                line.push_str(&format!(" {} |", spread(&ratios, |v| format!("{v:.3}"))));
             }
             println!("{line}");
         }
     }
-}
-
-fn median(values: Vec<f64>) -> f64 {
-    median_f(values)
-}
-
-fn median_f(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
-fn min_max(values: &[f64]) -> (f64, f64) {
-    values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        })
 }
 
 fn human_time(seconds: f64) -> String {
@@ -702,7 +652,7 @@ where
 
 fn main() {
     // Without `--bench` this is `cargo test --benches`: a short smoke run.
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let bench_mode = bench_mode();
     let rounds: usize = env_or("BENCH_ROUNDS", if bench_mode { 5 } else { 1 });
     let warmup: usize = env_or("BENCH_WARMUP_ROUNDS", usize::from(bench_mode));
     let reps: u32 = env_or("BENCH_REPS", if bench_mode { 3 } else { 1 });
@@ -782,50 +732,36 @@ fn main() {
     }
     if wanted("P6") {
         let n = p1_n;
-        workloads.push(
-            Workload {
-                id: "P6",
-                title: format!("metrics cost: P1 map(|x| x) pipeline, {n} u64 records"),
-                records: n,
-                references: vec!["metrics off (without_latency)"],
-                min_reps: reps.max(5),
-                min_time: min_time * 2,
-                peers: Vec::new(),
-                notes: vec![
-                    "on: counts per stage plus one record in 1024 timed through every stage and \
-                     end to end (the default); sample_every(64): the same, one record in 64; off: \
-                     `.without_latency()`, counts only."
-                        .to_owned(),
-                ],
-            }
-            .peer("metrics on (default)", move || {
-                ours(
-                    rt,
-                    n,
-                    start_identity,
-                    PipelineOptions::new(),
-                    Fill::BeforeStart,
-                )
-            })
-            .peer("metrics on, sample_every(64)", move || {
-                ours(
-                    rt,
-                    n,
-                    start_identity,
-                    PipelineOptions::new().sample_every(64),
-                    Fill::BeforeStart,
-                )
-            })
-            .peer("metrics off (without_latency)", move || {
-                ours(
-                    rt,
-                    n,
-                    start_identity,
-                    PipelineOptions::new().without_latency(),
-                    Fill::BeforeStart,
-                )
+        let mut p6 = Workload {
+            id: "P6",
+            title: format!("metrics cost: P1 map(|x| x) pipeline, {n} u64 records"),
+            records: n,
+            references: vec!["metrics off (without_latency)"],
+            min_reps: reps.max(5),
+            min_time: min_time * 2,
+            peers: Vec::new(),
+            notes: vec![
+                "on: counts per stage plus one record in 1024 timed through every stage and \
+                 end to end (the default); sample_every(64): the same, one record in 64; off: \
+                 `.without_latency()`, counts only."
+                    .to_owned(),
+            ],
+        };
+        let settings: [(&str, OptionsFn); 3] = [
+            ("metrics on (default)", PipelineOptions::new),
+            ("metrics on, sample_every(64)", || {
+                PipelineOptions::new().sample_every(64)
             }),
-        );
+            ("metrics off (without_latency)", || {
+                PipelineOptions::new().without_latency()
+            }),
+        ];
+        for (name, options) in settings {
+            p6 = p6.peer(name, move || {
+                ours(rt, n, start_identity, options(), Fill::BeforeStart)
+            });
+        }
+        workloads.push(p6);
     }
 
     println!(

@@ -15,7 +15,6 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde::de::DeserializeOwned;
 use support::KillPoints;
 use support::kafka::Tansu;
 use support::pipelines::{
@@ -50,7 +49,7 @@ fn expected_counts() -> BTreeMap<String, u64> {
 }
 
 /// Reads `reader` until `done` holds for everything read so far, or panics after `limit`.
-async fn read_until<T: DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static>(
+async fn read_until<T: dataflow::Deliver + std::fmt::Debug>(
     reader: &mut TopicReader<T>,
     limit: Duration,
     mut done: impl FnMut(&[T]) -> bool,

@@ -27,7 +27,7 @@ async fn read_until<T>(
     done: impl Fn(&[T]) -> bool,
 ) -> Result<Vec<T>>
 where
-    T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    T: dataflow::Deliver,
 {
     let mut reader = connection.reader::<T>(topic, "test-reader").await?;
     let mut seen = Vec::new();

@@ -110,9 +110,9 @@ pub use crate::error::{PipelineError, StartError};
 pub use crate::graph::{Graph, Node, NodeKind};
 pub use crate::metrics::{Metrics, StageStats};
 pub use crate::options::PipelineOptions;
-pub use crate::runtime::launch::Running;
 pub use crate::runtime::output::partition_of;
 pub use crate::runtime::port::Port;
+pub use crate::runtime::running::Running;
 pub use crate::spec::{Binding, IntoBinding, TopicSpec};
 pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named, Stage};
 

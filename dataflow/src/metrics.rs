@@ -27,6 +27,9 @@ pub(crate) struct TaskMetrics {
     /// End-to-end latency at sink nodes (from the source append time).
     pub(crate) end_to_end: Vec<Histogram<u64>>,
     pub(crate) lagged: u64,
+    /// Partitions whose commit was refused because the group had given them to another
+    /// member (their records are read again there).
+    pub(crate) commits_refused: u64,
     /// Times the task ended on a transient backend error and was made again.
     pub(crate) outages: u64,
     pub(crate) last_outage: Option<String>,
@@ -40,6 +43,7 @@ impl TaskMetrics {
             latency: (0..nodes).map(|_| histogram()).collect(),
             end_to_end: (0..nodes).map(|_| histogram()).collect(),
             lagged: 0,
+            commits_refused: 0,
             outages: 0,
             last_outage: None,
         }
@@ -78,6 +82,7 @@ impl Registry {
                     .expect("same bounds");
             }
             merged.lagged += task.lagged;
+            merged.commits_refused += task.commits_refused;
             merged.outages += task.outages;
             if task.last_outage.is_some() {
                 merged.last_outage.clone_from(&task.last_outage);
@@ -114,6 +119,7 @@ impl Registry {
             elapsed,
             stages,
             lagged: merged.lagged,
+            commits_refused: merged.commits_refused,
             outages: merged.outages,
             last_outage: merged.last_outage,
         }
@@ -156,6 +162,9 @@ pub struct Metrics {
     pub stages: Vec<StageStats>,
     /// Records skipped because an input topic's retention removed them before they were read.
     pub lagged: u64,
+    /// Commits refused because the consumer group had given the partition to another member
+    /// (another process joined, say): that member reads those records again.
+    pub commits_refused: u64,
     /// Times a task ended because its remote backend stayed unreachable longer than the
     /// bridge retries, and joined its group again (the records after its last commit were
     /// read again).
@@ -211,6 +220,13 @@ impl fmt::Display for Metrics {
         }
         if self.lagged > 0 {
             writeln!(f, "records skipped by input retention: {}", self.lagged)?;
+        }
+        if self.commits_refused > 0 {
+            writeln!(
+                f,
+                "commits refused (partition moved to another member): {}",
+                self.commits_refused
+            )?;
         }
         if let (outages @ 1.., Some(last)) = (self.outages, &self.last_outage) {
             writeln!(

@@ -10,7 +10,7 @@ use crate::dead_letter::DeadLetter;
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
     pub(crate) backend: Option<BackendChoice>,
-    pub(crate) codec: Codec,
+    pub(crate) codec: Option<Codec>,
     pub(crate) batch: usize,
     pub(crate) sample_every: u32,
     pub(crate) metrics: bool,
@@ -23,7 +23,7 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
             backend: None,
-            codec: Codec::bincode(),
+            codec: None,
             batch: 256,
             sample_every: 1024,
             metrics: true,
@@ -48,8 +48,8 @@ impl PipelineOptions {
         self
     }
 
-    /// The backend, by URL: `mem://` (a private embedded broker, the default),
-    /// `redis://host:port`, `rediss://host:port` or `kafka://host:port` (see
+    /// The backend, by URL: `mem://` (a private embedded broker, the default), `file://DIR`,
+    /// `stdio://`, `redis://host:port`, `rediss://host:port` or `kafka://host:port` (see
     /// [`backend`](crate::backend)). Sources and sinks bound by name, and the internal
     /// topics, live there; `start` connects, and fails fast on a bad URL or credentials.
     pub fn backend(mut self, url: &str) -> Self {
@@ -63,12 +63,12 @@ impl PipelineOptions {
         self
     }
 
-    /// The codec of records on a remote backend, for topics whose [`TopicSpec`] sets none
-    /// (default: bincode, 1 MiB at most).
+    /// The codec of records on a backend that moves bytes, for topics whose [`TopicSpec`]
+    /// sets none (default: the backend's: JSON on `stdio://`, else bincode, 1 MiB at most).
     ///
     /// [`TopicSpec`]: crate::TopicSpec
     pub fn codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
+        self.codec = Some(codec);
         self
     }
 
@@ -95,7 +95,7 @@ impl PipelineOptions {
     /// Per-partition capacity of internal topics (default 16384 records). Producers into a
     /// full internal topic wait: that is how backpressure crosses segments. On Redis (7 or
     /// later) it bounds the records of a partition the downstream group has not processed,
-    /// checked every eighth of the capacity; Kafka's internal topics are not bounded.
+    /// checked every eighth of the capacity.
     pub fn internal_capacity(mut self, records: u64) -> Self {
         self.internal_capacity = records.max(1);
         self

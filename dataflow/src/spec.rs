@@ -18,6 +18,25 @@ pub struct TopicSpec {
     pub(crate) name: String,
     pub(crate) partitions: Option<u32>,
     pub(crate) codec: Option<Codec>,
+    pub(crate) role: Role,
+}
+
+/// What a topic is for in a pipeline: backends keep some kinds apart (the embedded broker
+/// keeps internal topics bounded and under the reserved `__` prefix; `stdio://` writes dead
+/// letters to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A source or sink, or a topic read or written through a `Connection`.
+    Data,
+    /// Joins two segments of one pipeline, bounded to `capacity` records per partition not
+    /// yet processed downstream.
+    Internal {
+        capacity: u64,
+        /// Whether a failing run may close it (it is not shared with other code or runs).
+        closable: bool,
+    },
+    /// Keeps a pipeline's dead letters.
+    DeadLetters,
 }
 
 impl TopicSpec {
@@ -27,6 +46,23 @@ impl TopicSpec {
             name: name.into(),
             partitions: None,
             codec: None,
+            role: Role::Data,
+        }
+    }
+
+    /// The internal topic that joins two segments of a pipeline.
+    pub(crate) fn internal(name: String, partitions: u32, capacity: u64, closable: bool) -> Self {
+        Self {
+            role: Role::Internal { capacity, closable },
+            ..Self::new(name).partitions(partitions)
+        }
+    }
+
+    /// The topic that keeps a pipeline's dead letters.
+    pub(crate) fn dead_letters(name: String, codec: Codec) -> Self {
+        Self {
+            role: Role::DeadLetters,
+            ..Self::new(name).codec(codec)
         }
     }
 

@@ -128,12 +128,16 @@ pub trait FanOut: Clone {}
 impl<T: Clone> FanOut for T {}
 
 /// Marks values that can be written to a topic.
+///
+/// Topic values can be read back as well as written (a file-backed topic reads its records
+/// back when it reopens; readers of the embedded broker get clones), so they need what
+/// [`Exchange`] needs.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be written to a topic",
     label = "this value is written to a topic",
-    note = "topic values must implement `Send + Sync + 'static` and serde's `Serialize` (so the pipeline runs on any backend): add `#[derive(serde::Serialize)]`"
+    note = "topic values must implement `Clone + Send + Sync + 'static` and serde's `Serialize + Deserialize` (so the pipeline runs on any backend and its records can be read back): add `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
 )]
-pub trait Deliver: Send + Sync + Serialize + 'static {}
+pub trait Deliver: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
 
 #[diagnostic::do_not_recommend]
-impl<T: Send + Sync + Serialize + 'static> Deliver for T {}
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Deliver for T {}

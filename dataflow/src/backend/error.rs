@@ -13,7 +13,9 @@ pub enum BackendError {
         reason: String,
     },
     /// The URL's scheme names no backend.
-    #[error("unknown backend `{scheme}://`: use mem://, redis://, rediss:// or kafka://")]
+    #[error(
+        "unknown backend `{scheme}://`: use mem://, file://DIR, stdio://, redis://, rediss:// or kafka://"
+    )]
     UnknownScheme {
         /// The scheme.
         scheme: String,
@@ -22,7 +24,7 @@ pub enum BackendError {
     #[error("the `{scheme}://` backend needs the `{feature}` cargo feature of `dataflow`")]
     FeatureDisabled {
         /// The scheme.
-        scheme: &'static str,
+        scheme: String,
         /// The cargo feature to enable.
         feature: &'static str,
     },
@@ -79,6 +81,24 @@ pub enum BackendError {
     Closed {
         /// The topic.
         topic: String,
+    },
+    /// A commit failed (not because the partition moved to another member: that is a
+    /// refusal, reported apart).
+    #[error("commit on topic `{topic}` failed: {message}")]
+    Commit {
+        /// The topic.
+        topic: String,
+        /// What happened.
+        message: String,
+    },
+    /// A reader fell behind the topic's retention: `skipped` records were removed before it
+    /// read them; it continues from the oldest record kept.
+    #[error("reader of topic `{topic}` lagged behind: {skipped} records were skipped")]
+    Lagged {
+        /// The topic.
+        topic: String,
+        /// How many records were skipped.
+        skipped: u64,
     },
     /// A value did not encode (over the codec's size limit, for example).
     #[error(transparent)]

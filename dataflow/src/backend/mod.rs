@@ -1,126 +1,108 @@
-//! Where a pipeline's topics live: the embedded broker (`mem://`, the default), Redis Streams
-//! (`redis://`, `rediss://`, cargo feature `redis`) or Kafka (`kafka://`, cargo feature
-//! `kafka`), chosen at run time by URL with no change to pipeline code.
+//! Where a pipeline's topics live, chosen at run time by URL with no change to pipeline
+//! code: the embedded broker (`mem://`, the default), the embedded broker with file-backed
+//! topics (`file://DIR`), standard input and output (`stdio://`), Redis Streams (`redis://`,
+//! `rediss://`, cargo feature `redis`) or Kafka (`kafka://`, cargo feature `kafka`).
 //!
-//! The remote backends move bytes; values cross the process edge through a
-//! [`Codec`](crate::codec::Codec) (bincode by default, JSON for other tools). Every backend has
-//! the same commit model: a consumer group whose members commit the last record they
-//! processed in each partition, after the outputs it produced were written (Kafka: an offset
-//! commit; Redis: an `XACK` of every entry up to it).
+//! # One log interface
+//!
+//! The runtime reads and writes every topic (sources, sinks, internal topics, dead letters)
+//! and every [`Connection`] producer and reader through one typed interface (`log.rs`: a
+//! topic, a writer, a group member). The embedded broker implements it directly (`mem/`):
+//! values are never encoded, and the only dynamic dispatch is one call per batch. Every other
+//! backend moves bytes: it implements the byte-level traits [`RemoteBackend`],
+//! [`RemoteProducer`] and [`RemoteMember`] once (`bytes/`), and one codec adapter turns them
+//! into the typed interface; values cross the process edge through a
+//! [`Codec`](crate::codec::Codec) (bincode by default, JSON for other tools).
+//!
+//! Every backend has the same commit model: a consumer group whose members commit the last
+//! record they processed in each partition, after the outputs it produced were written
+//! (Kafka: an offset commit; Redis: an `XACK` of every entry up to it).
+//!
+//! # Adding a backend
+//!
+//! A backend is one folder under `backend/` with a `connect(url)` function, and one line in
+//! `connect` in `backend/mod.rs`. A backend of your own outside this crate implements the byte-level
+//! traits and is used through [`Connection::remote`].
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
 
+pub(crate) mod bytes;
 pub(crate) mod connection;
 mod error;
+pub(crate) mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub(crate) mod log;
+pub(crate) mod mem;
+pub(crate) mod open;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod secret;
+pub(crate) mod stdio;
 mod typed;
 mod url;
 
+pub(crate) use bytes::POLL_WAIT;
+pub use bytes::{Delivery, RemoteBackend, RemoteMember, RemoteProducer};
 pub use connection::Connection;
 pub use error::BackendError;
+pub use log::Undecodable;
 pub use secret::Secret;
-pub use typed::{Received, TopicProducer, TopicReader, Undecodable};
+pub use typed::{Received, TopicProducer, TopicReader};
 pub use url::BackendUrl;
 
-/// A remote backend shared by every task of a pipeline.
-pub type SharedBackend = std::sync::Arc<dyn RemoteBackend>;
-
-/// A boxed future, as the remote backend traits return (they are used as trait objects).
+/// A boxed future, as the backend traits return (they are used as trait objects).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A record read from a remote topic, still encoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Its partition.
-    pub partition: u32,
-    /// Its offset in the partition (on Redis, the entry id packed as `ms << 20 | seq`).
-    pub offset: u64,
-    /// When it was appended, in nanoseconds since the Unix epoch.
-    pub timestamp_nanos: u64,
-    /// The encoded value.
-    pub payload: Vec<u8>,
-}
+/// What connecting to a backend gives.
+type Connecting = BoxFuture<'static, Result<Arc<dyn open::Backend>, BackendError>>;
 
-/// A log service that holds topics of encoded records: implemented by the Redis and Kafka
-/// bridges.
-pub trait RemoteBackend: Send + Sync + fmt::Debug {
-    /// The URL scheme, for messages (`redis`, `kafka`).
-    fn scheme(&self) -> &'static str;
-
-    /// Creates `topic` with `partitions` partitions unless it exists; returns the partition
-    /// count it has.
-    fn ensure_topic<'a>(
-        &'a self,
-        topic: &'a str,
-        partitions: u32,
-    ) -> BoxFuture<'a, Result<u32, BackendError>>;
-
-    /// A producer of `topic`.
-    fn producer<'a>(
-        &'a self,
-        topic: &'a str,
-    ) -> BoxFuture<'a, Result<Box<dyn RemoteProducer>, BackendError>>;
-
-    /// Joins consumer group `group` of `topic` (`partitions` partitions) as a new member.
-    /// A group that does not exist yet starts at the earliest record. `local_members` is how
-    /// many members of this group the process joins, one after the other (a pipeline: one
-    /// per partition; a lone reader: 1), so that a bridge can tell when they have all joined.
-    fn join<'a>(
-        &'a self,
-        topic: &'a str,
-        group: &'a str,
-        partitions: u32,
-        local_members: u32,
-    ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>>;
-}
-
-/// Appends encoded records to one remote topic.
-pub trait RemoteProducer: Send {
-    /// Appends `payloads` to `partition`, in order, and returns once the backend has them.
-    fn send<'a>(
-        &'a mut self,
-        partition: u32,
-        payloads: &'a [Vec<u8>],
-    ) -> BoxFuture<'a, Result<(), BackendError>>;
-
-    /// How many records of `partition` its slowest consumer group has not processed yet
-    /// (not read, or read and not committed), for backpressure; `None` when the backend
-    /// cannot tell cheaply (then nothing waits).
-    fn backlog(&mut self, partition: u32) -> BoxFuture<'_, Result<Option<u64>, BackendError>> {
-        let _ = partition;
-        Box::pin(async { Ok(None) })
+/// Connects to the backend `url` names: the one place where URLs are dispatched.
+pub(crate) fn connect(url: BackendUrl) -> Connecting {
+    match url.scheme.as_str() {
+        "mem" => mem::connect(url),
+        "file" => file::connect(url),
+        "stdio" => stdio::connect(url),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => remote(url, redis::RedisBackend::connect),
+        #[cfg(feature = "kafka")]
+        "kafka" => remote(url, kafka::KafkaBackend::connect),
+        scheme => {
+            let error = match disabled(scheme) {
+                Some(feature) => BackendError::FeatureDisabled {
+                    scheme: scheme.to_owned(),
+                    feature,
+                },
+                None => BackendError::UnknownScheme {
+                    scheme: scheme.to_owned(),
+                },
+            };
+            Box::pin(async move { Err(error) })
+        }
     }
 }
 
-/// One member of a consumer group of a remote topic. The backend decides which partitions it
-/// reads, and moves them to the other members when it leaves or dies.
-pub trait RemoteMember: Send {
-    /// Waits up to `wait` for records and returns at most `max` of them, in order within each
-    /// partition (an empty batch once `wait` has passed).
-    fn poll(
-        &mut self,
-        max: usize,
-        wait: Duration,
-    ) -> BoxFuture<'_, Result<Vec<Delivery>, BackendError>>;
-
-    /// Commits, for each `(partition, offset)`, every record of that partition up to and
-    /// including `offset`. A commit for a partition the member no longer owns is dropped
-    /// (its new owner reads those records again: at-least-once).
-    fn commit<'a>(
-        &'a mut self,
-        positions: &'a [(u32, u64)],
-    ) -> BoxFuture<'a, Result<(), BackendError>>;
-
-    /// Leaves the group, handing this member's partitions to the others at once.
-    fn leave(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;
+/// The cargo feature a scheme of this crate needs, when this build lacks it.
+fn disabled(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "redis" | "rediss" if cfg!(not(feature = "redis")) => Some("redis"),
+        "kafka" if cfg!(not(feature = "kafka")) => Some("kafka"),
+        _ => None,
+    }
 }
 
-/// How long a poll waits when nothing arrives, so that a stop request is seen promptly.
-pub(crate) const POLL_WAIT: Duration = Duration::from_millis(200);
+/// A network backend that moves bytes, connected by `connect` once its URL names servers.
+#[cfg(any(feature = "redis", feature = "kafka"))]
+fn remote<B, F>(url: BackendUrl, connect: fn(BackendUrl) -> F) -> Connecting
+where
+    B: RemoteBackend + 'static,
+    F: Future<Output = Result<B, BackendError>> + Send + 'static,
+{
+    Box::pin(async move {
+        url.require_hosts()?;
+        let backend: Arc<dyn RemoteBackend> = Arc::new(connect(url).await?);
+        Ok(Arc::new(bytes::Bytes(backend)) as Arc<dyn open::Backend>)
+    })
+}

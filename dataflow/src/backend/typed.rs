@@ -4,28 +4,19 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-use broker::{GroupMember, Position, Producer, RecvError, SendError, TryRecvError};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use broker::Position;
 
-use super::{BackendError, RemoteMember, RemoteProducer};
-use crate::codec::{Codec, CodecError};
+use super::BackendError;
+use super::log::{Batch, LogReader, LogTopic, LogWriter, Undecodable, Wait};
 use crate::runtime::output::partition_of;
 
 /// Appends values to one topic of a [`Connection`](super::Connection).
 pub struct TopicProducer<T> {
     topic: String,
     partitions: u32,
-    inner: ProducerInner<T>,
-}
-
-enum ProducerInner<T> {
-    Mem(Producer<T>),
-    Remote {
-        producer: Box<dyn RemoteProducer>,
-        codec: Codec,
-        buffer: Vec<Vec<u8>>,
-    },
+    writer: Box<dyn LogWriter<T>>,
+    /// Reused from batch to batch.
+    values: Vec<T>,
 }
 
 impl<T> std::fmt::Debug for TopicProducer<T> {
@@ -37,30 +28,14 @@ impl<T> std::fmt::Debug for TopicProducer<T> {
     }
 }
 
-impl<T: Serialize + Send + Sync + 'static> TopicProducer<T> {
-    pub(crate) fn mem(topic: &broker::Topic<T>) -> Self {
-        Self {
+impl<T: Send + Sync + 'static> TopicProducer<T> {
+    pub(crate) async fn new(topic: &dyn LogTopic<T>) -> Result<Self, BackendError> {
+        Ok(Self {
             topic: topic.name().to_owned(),
             partitions: topic.partitions(),
-            inner: ProducerInner::Mem(topic.producer()),
-        }
-    }
-
-    pub(crate) fn remote(
-        topic: &str,
-        partitions: u32,
-        producer: Box<dyn RemoteProducer>,
-        codec: Codec,
-    ) -> Self {
-        Self {
-            topic: topic.to_owned(),
-            partitions,
-            inner: ProducerInner::Remote {
-                producer,
-                codec,
-                buffer: Vec::new(),
-            },
-        }
+            writer: topic.writer().await?,
+            values: Vec::new(),
+        })
     }
 
     /// The topic's name.
@@ -83,8 +58,9 @@ impl<T: Serialize + Send + Sync + 'static> TopicProducer<T> {
         self.send_batch(partition, [value]).await
     }
 
-    /// Appends `values` to `partition`, in order. On a remote backend a value that does not
-    /// encode (over the codec's size limit, say) fails the whole batch before anything is sent.
+    /// Appends `values` to `partition`, in order, and returns once the backend has them. On a
+    /// remote backend a value that does not encode (over the codec's size limit, say) fails
+    /// the whole batch before anything is sent.
     pub async fn send_batch(
         &mut self,
         partition: u32,
@@ -100,95 +76,10 @@ impl<T: Serialize + Send + Sync + 'static> TopicProducer<T> {
                 ),
             });
         }
-        match &mut self.inner {
-            ProducerInner::Mem(producer) => {
-                let values: Vec<T> = values.into_iter().collect();
-                producer
-                    .send_batch(partition, values)
-                    .await
-                    .map_err(|err| match err {
-                        SendError::Closed(_) => BackendError::Closed {
-                            topic: self.topic.clone(),
-                        },
-                        other => BackendError::Server {
-                            backend: "mem",
-                            message: other.to_string(),
-                        },
-                    })
-                    .map(drop)
-            }
-            ProducerInner::Remote { .. } => {
-                let encoded = self.encode(&mut values.into_iter())?;
-                self.send_encoded(partition, encoded).await
-            }
-        }
-    }
-
-    /// Encodes `values` for a remote backend (nothing on the embedded broker); fails on the
-    /// first value that does not encode.
-    pub(crate) fn encode(
-        &mut self,
-        values: &mut dyn Iterator<Item = T>,
-    ) -> Result<Vec<Vec<u8>>, BackendError> {
-        let mut failed = None;
-        let encoded = self.encode_each(values, &mut |_, err| {
-            failed.get_or_insert(err);
-        });
-        match failed {
-            Some(err) => Err(err.into()),
-            None => Ok(encoded),
-        }
-    }
-
-    /// Encodes `values` for a remote backend, handing each value that does not encode to
-    /// `rejected` instead of failing the batch (nothing on the embedded broker).
-    pub(crate) fn encode_each(
-        &mut self,
-        values: &mut dyn Iterator<Item = T>,
-        rejected: &mut dyn FnMut(T, CodecError),
-    ) -> Vec<Vec<u8>> {
-        let ProducerInner::Remote { codec, buffer, .. } = &mut self.inner else {
-            return Vec::new();
-        };
-        let mut encoded = std::mem::take(buffer);
-        encoded.clear();
-        for value in values {
-            let mut bytes = Vec::new();
-            match codec.encode(&value, &mut bytes) {
-                Ok(()) => encoded.push(bytes),
-                Err(err) => rejected(value, err),
-            }
-        }
-        encoded
-    }
-
-    /// Sends what [`encode`](Self::encode) made to `partition`.
-    /// How many records of `partition` the topic's slowest group has not processed yet, when
-    /// the backend can tell (remote topics only).
-    pub(crate) async fn backlog(&mut self, partition: u32) -> Result<Option<u64>, BackendError> {
-        match &mut self.inner {
-            ProducerInner::Mem(_) => Ok(None),
-            ProducerInner::Remote { producer, .. } => producer.backlog(partition).await,
-        }
-    }
-
-    pub(crate) async fn send_encoded(
-        &mut self,
-        partition: u32,
-        encoded: Vec<Vec<u8>>,
-    ) -> Result<(), BackendError> {
-        let ProducerInner::Remote {
-            producer, buffer, ..
-        } = &mut self.inner
-        else {
-            return Ok(());
-        };
-        let sent = if encoded.is_empty() {
-            Ok(())
-        } else {
-            producer.send(partition, &encoded).await
-        };
-        *buffer = encoded;
+        self.values.clear();
+        self.values.extend(values);
+        let sent = self.writer.append(partition, &mut self.values, None).await;
+        self.values.clear();
         sent
     }
 }
@@ -202,51 +93,17 @@ pub struct Received<T> {
     pub timestamp_nanos: u64,
     /// The value, or its payload and why it did not decode (remote backends only).
     pub value: Result<T, Undecodable>,
-    /// The payload of a value that decoded (remote backends only), kept so that a dead letter
-    /// can decode the value again instead of every record being cloned in case one fails.
-    pub(crate) payload: Vec<u8>,
-}
-
-/// A payload that did not decode as the topic's value type.
-#[derive(Debug)]
-pub struct Undecodable {
-    /// Why.
-    pub error: CodecError,
-    /// The bytes as read.
-    pub payload: Vec<u8>,
-}
-
-impl std::fmt::Display for Undecodable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "a payload of {} bytes did not decode: {}",
-            self.payload.len(),
-            self.error
-        )
-    }
-}
-
-impl std::error::Error for Undecodable {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
 }
 
 /// A consumer-group member reading one topic of a [`Connection`](super::Connection).
 pub struct TopicReader<T> {
     topic: String,
-    inner: ReaderInner<T>,
+    reader: Option<Box<dyn LogReader<T>>>,
+    batch: Batch<T>,
     /// The last position returned in each partition, committed by [`commit`](Self::commit).
-    returned: Vec<(u32, u64)>,
-}
-
-enum ReaderInner<T> {
-    Mem(GroupMember<T>),
-    Remote {
-        member: Box<dyn RemoteMember>,
-        codec: Codec,
-    },
+    returned: Vec<Position>,
+    /// Records skipped by retention, not reported yet.
+    lagged: u64,
 }
 
 impl<T> std::fmt::Debug for TopicReader<T> {
@@ -257,20 +114,14 @@ impl<T> std::fmt::Debug for TopicReader<T> {
     }
 }
 
-impl<T: DeserializeOwned + Clone + Send + Sync + 'static> TopicReader<T> {
-    pub(crate) fn mem(topic: &str, member: GroupMember<T>) -> Self {
+impl<T: Send + Sync + 'static> TopicReader<T> {
+    pub(crate) fn new(topic: &str, reader: Box<dyn LogReader<T>>) -> Self {
         Self {
             topic: topic.to_owned(),
-            inner: ReaderInner::Mem(member),
+            reader: Some(reader),
+            batch: Batch::default(),
             returned: Vec::new(),
-        }
-    }
-
-    pub(crate) fn remote(topic: &str, member: Box<dyn RemoteMember>, codec: Codec) -> Self {
-        Self {
-            topic: topic.to_owned(),
-            inner: ReaderInner::Remote { member, codec },
-            returned: Vec::new(),
+            lagged: 0,
         }
     }
 
@@ -279,48 +130,72 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> TopicReader<T> {
         &self.topic
     }
 
+    fn reader(&mut self) -> &mut dyn LogReader<T> {
+        self.reader.as_deref_mut().expect("present until `leave`")
+    }
+
     /// Waits up to `wait` for records and returns at most `max` (none once `wait` passed, or
-    /// once an embedded topic is closed and read to its end).
+    /// once the topic has ended: an embedded topic closed and read to its end, or standard
+    /// input at its end).
+    ///
+    /// A reader that fell behind the topic's retention gets [`BackendError::Lagged`] once,
+    /// with how many records it missed, and then continues from the oldest record kept.
     pub async fn recv_batch(
         &mut self,
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Received<T>>, BackendError> {
         let max = max.max(1);
-        let batch = match &mut self.inner {
-            ReaderInner::Mem(member) => mem_batch(member, max, wait).await,
-            ReaderInner::Remote { member, codec } => {
-                let codec = *codec;
-                member
-                    .poll(max, wait)
-                    .await?
-                    .into_iter()
-                    .map(|delivery| {
-                        let position = Position {
-                            partition: delivery.partition,
-                            offset: delivery.offset,
-                        };
-                        let (value, payload) = match codec.decode(&delivery.payload) {
-                            Ok(value) => (Ok(value), delivery.payload),
-                            Err(error) => {
-                                let payload = delivery.payload;
-                                (Err(Undecodable { error, payload }), Vec::new())
-                            }
-                        };
-                        Received {
-                            position,
-                            timestamp_nanos: delivery.timestamp_nanos,
-                            value,
-                            payload,
-                        }
-                    })
-                    .collect()
-            }
-        };
-        for record in &batch {
-            note_returned(&mut self.returned, record.position);
+        if self.lagged == 0 {
+            let mut batch = std::mem::take(&mut self.batch);
+            batch.clear();
+            let read = self.reader().read(max, Wait::ForRecords, &mut batch);
+            let read = match tokio::time::timeout(wait, read).await {
+                Ok(read) => read,
+                // The read is cancel-safe: what it had not returned is returned next time.
+                Err(_elapsed) => Ok(()),
+            };
+            self.lagged += batch.lagged;
+            self.batch = batch;
+            read?;
         }
-        Ok(batch)
+        if self.lagged > 0 && self.batch.len() == 0 {
+            return Err(BackendError::Lagged {
+                topic: self.topic.clone(),
+                skipped: std::mem::take(&mut self.lagged),
+            });
+        }
+        let batch = &mut self.batch;
+        let mut received: Vec<Received<T>> = batch
+            .records
+            .drain(..)
+            .map(|entry| Received {
+                position: entry.meta.position,
+                timestamp_nanos: entry.meta.timestamp_nanos,
+                value: Ok(entry.value),
+            })
+            .collect();
+        received.extend(
+            batch
+                .undecodable
+                .drain(..)
+                .map(|(meta, undecodable)| Received {
+                    position: meta.position,
+                    timestamp_nanos: meta.timestamp_nanos,
+                    value: Err(undecodable),
+                }),
+        );
+        for record in &received {
+            match self
+                .returned
+                .iter_mut()
+                .find(|p| p.partition == record.position.partition)
+            {
+                Some(last) => *last = record.position.max(*last),
+                None => self.returned.push(record.position),
+            }
+        }
+        Ok(received)
     }
 
     /// Commits every record returned so far.
@@ -328,76 +203,16 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> TopicReader<T> {
         if self.returned.is_empty() {
             return Ok(());
         }
-        match &mut self.inner {
-            ReaderInner::Mem(member) => {
-                for &(partition, offset) in &self.returned {
-                    member.commit(Position { partition, offset }).map_err(|e| {
-                        BackendError::Server {
-                            backend: "mem",
-                            message: e.to_string(),
-                        }
-                    })?;
-                }
-            }
-            ReaderInner::Remote { member, .. } => member.commit(&self.returned).await?,
-        }
-        self.returned.clear();
+        let returned = std::mem::take(&mut self.returned);
+        self.reader().commit(&returned).await?;
         Ok(())
-    }
-
-    /// The codec of a remote topic (`None` on the embedded broker).
-    pub(crate) fn codec(&self) -> Option<Codec> {
-        match &self.inner {
-            ReaderInner::Mem(_) => None,
-            ReaderInner::Remote { codec, .. } => Some(*codec),
-        }
     }
 
     /// Leaves the group (its partitions go to the other members at once).
     pub async fn leave(mut self) -> Result<(), BackendError> {
-        match &mut self.inner {
-            ReaderInner::Mem(_) => Ok(()),
-            ReaderInner::Remote { member, .. } => member.leave().await,
+        match self.reader.take() {
+            Some(reader) => reader.leave().await,
+            None => Ok(()),
         }
     }
-}
-
-/// Keeps the highest position returned per partition.
-pub(crate) fn note_returned(returned: &mut Vec<(u32, u64)>, position: Position) {
-    match returned.iter_mut().find(|(p, _)| *p == position.partition) {
-        Some((_, offset)) => *offset = (*offset).max(position.offset),
-        None => returned.push((position.partition, position.offset)),
-    }
-}
-
-async fn mem_batch<T: Clone>(
-    member: &mut GroupMember<T>,
-    max: usize,
-    wait: Duration,
-) -> Vec<Received<T>> {
-    let mut batch = Vec::new();
-    let received = |record: &broker::GroupRecord<'_, T>| Received {
-        position: record.position(),
-        timestamp_nanos: record.timestamp_nanos(),
-        value: Ok(record.value().clone()),
-        payload: Vec::new(),
-    };
-    loop {
-        match tokio::time::timeout(wait, member.recv()).await {
-            Ok(Ok(record)) => {
-                batch.push(received(&record));
-                break;
-            }
-            Ok(Err(RecvError::Lagged { .. })) => continue,
-            Ok(Err(_)) | Err(_) => return batch,
-        }
-    }
-    while batch.len() < max {
-        match member.try_recv() {
-            Ok(record) => batch.push(received(&record)),
-            Err(TryRecvError::Lagged { .. }) => continue,
-            Err(_) => break,
-        }
-    }
-    batch
 }

@@ -1,5 +1,7 @@
-//! Backend URLs: `mem://`, `redis://[user[:password]@]host:port[/db]`, `rediss://...` (TLS),
-//! `kafka://host:port[,host:port...]`, each with optional `?key=value&...` parameters.
+//! Backend URLs: `mem://`, `file://DIR`, `stdio://`, `redis://[user[:password]@]host:port[/db]`,
+//! `rediss://...` (TLS), `kafka://host:port[,host:port...]`, each with optional
+//! `?key=value&...` parameters. Which schemes exist is decided where URLs are dispatched
+//! (`backend/mod.rs`); each backend checks the parts it uses.
 //!
 //! Credentials come from the URL, or from the parameters `password_env=VAR` (an environment
 //! variable) or `password_file=PATH` (a file, trailing newline ignored), and `username=NAME`.
@@ -9,36 +11,13 @@ use std::fmt;
 
 use super::{BackendError, Secret};
 
-/// Which backend a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// The embedded broker.
-    Mem,
-    /// Redis Streams, plaintext.
-    Redis,
-    /// Redis Streams over TLS.
-    Rediss,
-    /// Kafka (security settings through parameters, as rdkafka names them).
-    Kafka,
-}
-
-impl Scheme {
-    /// The scheme as written in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mem => "mem",
-            Self::Redis => "redis",
-            Self::Rediss => "rediss",
-            Self::Kafka => "kafka",
-        }
-    }
-}
-
 /// A parsed backend URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BackendUrl {
-    /// The backend.
-    pub scheme: Scheme,
+    /// The backend's scheme (`mem`, `file`, `stdio`, `redis`, `rediss`, `kafka`, ...).
+    pub scheme: String,
+    /// Everything between `://` and `?`, as written (`file://`: the directory).
+    pub location: String,
     /// `host:port` of each server (none for `mem://`).
     pub hosts: Vec<String>,
     /// The user name, if any.
@@ -62,18 +41,12 @@ impl BackendUrl {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| invalid("expected `scheme://...`"))?;
-        let scheme = match scheme {
-            "mem" => Scheme::Mem,
-            "redis" => Scheme::Redis,
-            "rediss" => Scheme::Rediss,
-            "kafka" => Scheme::Kafka,
-            other => {
-                return Err(BackendError::UnknownScheme {
-                    scheme: other.to_owned(),
-                });
-            }
-        };
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid("expected `scheme://...`"));
+        }
+        let scheme = scheme.to_ascii_lowercase();
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let location = rest.to_owned();
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hosts) = match authority.rsplit_once('@') {
             Some((userinfo, hosts)) => (Some(userinfo), hosts),
@@ -94,17 +67,6 @@ impl BackendUrl {
         } else {
             hosts.split(',').map(str::to_owned).collect()
         };
-        if scheme != Scheme::Mem {
-            if hosts.is_empty() {
-                return Err(invalid("no host: expected `host:port`"));
-            }
-            for host in &hosts {
-                let port = host.rsplit_once(':').map(|(_, port)| port);
-                if port.is_none_or(|p| p.parse::<u16>().is_err()) {
-                    return Err(invalid(&format!("`{host}` is not `host:port`")));
-                }
-            }
-        }
         let mut params = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair
@@ -133,12 +95,56 @@ impl BackendUrl {
         }
         Ok(Self {
             scheme,
+            location,
             hosts,
             username,
             password,
             path: path.to_owned(),
             params,
         })
+    }
+
+    /// Checks that the URL names servers, each as `host:port` (the network backends).
+    pub fn require_hosts(&self) -> Result<(), BackendError> {
+        let invalid = |reason: String| BackendError::InvalidUrl {
+            url: self.to_string(),
+            reason,
+        };
+        if self.hosts.is_empty() {
+            return Err(invalid("no host: expected `host:port`".to_owned()));
+        }
+        for host in &self.hosts {
+            let port = host.rsplit_once(':').map(|(_, port)| port);
+            if port.is_none_or(|p| p.parse::<u16>().is_err()) {
+                return Err(invalid(format!("`{host}` is not `host:port`")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a host, a path, credentials or parameters: for backends that take none
+    /// (`mem://`, `stdio://`), so that a URL meant for another backend is not silently
+    /// accepted.
+    pub fn refuse_location_and_params(&self) -> Result<(), BackendError> {
+        let unused = if !self.location.is_empty() {
+            Some(format!("`{}`", self.location))
+        } else if let Some((key, _)) = self.params.first() {
+            Some(format!("parameter `{key}`"))
+        } else if self.username.is_some() || self.password.is_some() {
+            Some("credentials".to_owned())
+        } else {
+            None
+        };
+        match unused {
+            Some(what) => Err(BackendError::InvalidUrl {
+                url: self.to_string(),
+                reason: format!(
+                    "{}:// takes no host, path or parameter, found {what}",
+                    self.scheme
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The value of parameter `key`, if given.
@@ -168,7 +174,7 @@ fn redact(url: &str) -> String {
 
 impl fmt::Display for BackendUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://", self.scheme.as_str())?;
+        write!(f, "{}://", self.scheme)?;
         if let Some(user) = &self.username {
             write!(f, "{user}")?;
             if self.password.is_some() {
@@ -209,7 +215,9 @@ mod tests {
     #[test]
     fn parses_each_scheme() {
         let mem = BackendUrl::parse("mem://").unwrap();
-        assert_eq!(mem.scheme, Scheme::Mem);
+        assert_eq!(mem.scheme, "mem");
+        let file = BackendUrl::parse("file://./data").unwrap();
+        assert_eq!(file.location, "./data");
         let redis = BackendUrl::parse("redis://app:hunter2@127.0.0.1:6379/2").unwrap();
         assert_eq!(redis.hosts, ["127.0.0.1:6379"]);
         assert_eq!(redis.username.as_deref(), Some("app"));
@@ -228,22 +236,25 @@ mod tests {
         for shown in [format!("{url}"), format!("{url:?}")] {
             assert!(!shown.contains("hunter"), "{shown}");
         }
-        let err = BackendUrl::parse("redis://app:hunter2@nohostport").unwrap_err();
+        let err = BackendUrl::parse("redis://app:hunter2@nohostport")
+            .and_then(|url| url.require_hosts())
+            .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
     fn bad_urls_are_typed_errors() {
         assert!(matches!(
-            BackendUrl::parse("postgres://h:1"),
-            Err(BackendError::UnknownScheme { .. })
-        ));
-        assert!(matches!(
             BackendUrl::parse("localhost:6379"),
             Err(BackendError::InvalidUrl { .. })
         ));
         assert!(matches!(
-            BackendUrl::parse("redis://h:notaport"),
+            BackendUrl::parse("redis://h:notaport").and_then(|url| url.require_hosts()),
+            Err(BackendError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            BackendUrl::parse("mem://localhost:9999?anything=1")
+                .and_then(|url| url.refuse_location_and_params()),
             Err(BackendError::InvalidUrl { .. })
         ));
         assert!(matches!(

@@ -1,8 +1,8 @@
 //! The runtime behind generated pipelines: segments, tasks, outputs.
 
-pub(crate) mod backpressure;
 pub(crate) mod launch;
 pub(crate) mod output;
 pub(crate) mod port;
 pub(crate) mod rejoin;
+pub(crate) mod running;
 pub(crate) mod task;

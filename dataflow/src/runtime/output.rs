@@ -1,16 +1,15 @@
-//! Outputs of a segment: a buffer per destination topic, flushed once per batch.
+//! Outputs of a segment: a buffer per partition of each destination topic, flushed once per
+//! batch.
 
 use std::any::Any;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use broker::{Producer, SendError, Topic};
-
-use crate::backend::{BackendError, BoxFuture, TopicProducer};
+use crate::backend::BackendError;
+use crate::backend::log::{LogTopic, LogWriter};
+use crate::codec::CodecError;
 use crate::error::PipelineError;
-use crate::runtime::backpressure::Backpressure;
-use crate::runtime::port::{Port, RemotePort};
-use crate::stage::{Deliver, Key};
+use crate::stage::Key;
 
 /// The partition of `key` among `partitions`: a fixed hash, so that every task and every run
 /// of a build agree.
@@ -25,12 +24,20 @@ pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {
 
 /// Values bound for one topic, buffered during a batch.
 pub struct Output<T> {
-    sender: Sender<T>,
+    writer: Box<dyn LogWriter<T>>,
     topic: String,
-    partitions: u32,
-    buffer: Vec<(u32, T)>,
-    /// Values of the last flush that did not encode (remote topics only): dead letters.
+    /// One buffer per partition: a flush appends each in one call, keeping per-partition order.
+    buffers: Vec<Vec<T>>,
+    /// Values of the last flush that did not encode, typed.
+    failed: Vec<(T, CodecError)>,
+    /// The same, boxed for dead letters (remote topics only).
     pub(crate) rejected: Vec<Rejected>,
+    /// Boxes a rejected value; made where `T`'s bounds are known, so that `flush` needs none.
+    erase: fn(T) -> Arc<dyn Any + Send + Sync>,
+}
+
+fn erase<T: Send + Sync + 'static>(value: T) -> Arc<dyn Any + Send + Sync> {
+    Arc::new(value)
 }
 
 /// A value that could not be encoded for a remote topic.
@@ -40,99 +47,16 @@ pub(crate) struct Rejected {
     pub(crate) error: String,
 }
 
-enum Sender<T> {
-    Mem(Producer<T>),
-    Remote(Box<dyn RemoteOutput<T>>),
-}
-
-/// A remote producer, as a trait object made where `T: Serialize` is known.
-trait RemoteOutput<T>: Send {
-    /// Encodes `values` (before anything is sent) and appends them to `partition`; a value
-    /// that does not encode goes to `rejected` instead.
-    fn send<'a>(
-        &'a mut self,
-        partition: u32,
-        values: &mut dyn Iterator<Item = T>,
-        rejected: &mut Vec<Rejected>,
-    ) -> BoxFuture<'a, Result<(), BackendError>>;
-}
-
-/// Encoded and waiting to be sent.
-struct Encoding<T> {
-    producer: TopicProducer<T>,
-    /// Set for an internal topic on a backend that can tell a backlog.
-    backpressure: Option<Backpressure>,
-}
-
-impl<T: Deliver> RemoteOutput<T> for Encoding<T> {
-    fn send<'a>(
-        &'a mut self,
-        partition: u32,
-        values: &mut dyn Iterator<Item = T>,
-        rejected: &mut Vec<Rejected>,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
-        let encoded = self.producer.encode_each(values, &mut |value, error| {
-            rejected.push(Rejected {
-                value: Arc::new(value),
-                value_type: std::any::type_name::<T>(),
-                error: error.to_string(),
-            })
-        });
-        Box::pin(async move {
-            let sent = encoded.len();
-            self.producer.send_encoded(partition, encoded).await?;
-            match &mut self.backpressure {
-                Some(backpressure) => {
-                    backpressure
-                        .after_send(&mut self.producer, partition, sent)
-                        .await
-                }
-                None => Ok(()),
-            }
-        })
-    }
-}
-
 impl<T: Send + Sync + 'static> Output<T> {
-    /// An output to an embedded topic.
-    pub(crate) fn mem(topic: &Topic<T>) -> Self {
-        Self {
-            sender: Sender::Mem(topic.producer()),
-            topic: topic.name().to_owned(),
-            partitions: topic.partitions(),
-            buffer: Vec::new(),
-            rejected: Vec::new(),
-        }
-    }
-}
-
-impl<T: Deliver> Output<T> {
-    /// An output to `port`, on whichever backend it lives.
-    pub(crate) async fn new(port: &Port<T>) -> Result<Self, PipelineError> {
-        match port {
-            Port::Mem(topic) => Ok(Self::mem(topic)),
-            Port::Remote(remote) => Ok(Self::remote(remote).await?),
-        }
-    }
-
-    /// An output to a topic on a remote backend.
-    pub(crate) async fn remote(remote: &RemotePort) -> Result<Self, BackendError> {
-        let producer = remote.backend.producer(&remote.name).await?;
-        let producer =
-            TopicProducer::remote(&remote.name, remote.partitions, producer, remote.codec);
-        let backpressure = remote
-            .bound
-            .clone()
-            .map(|bound| Backpressure::new(&remote.name, bound));
+    /// An output to `topic`.
+    pub(crate) async fn new(topic: &dyn LogTopic<T>) -> Result<Self, BackendError> {
         Ok(Self {
-            sender: Sender::Remote(Box::new(Encoding {
-                producer,
-                backpressure,
-            })),
-            topic: remote.name.clone(),
-            partitions: remote.partitions,
-            buffer: Vec::new(),
+            writer: topic.writer().await?,
+            topic: topic.name().to_owned(),
+            buffers: (0..topic.partitions()).map(|_| Vec::new()).collect(),
+            failed: Vec::new(),
             rejected: Vec::new(),
+            erase: erase::<T>,
         })
     }
 }
@@ -143,63 +67,53 @@ impl<T> Output<T> {
         &self.topic
     }
 
+    /// Appends everything buffered, partition by partition, waiting while a bounded topic is
+    /// full. A value that does not encode is kept in `rejected` (a dead letter for the
+    /// caller), and the others are written.
+    pub(crate) async fn flush(&mut self) -> Result<(), PipelineError> {
+        for (partition, values) in self.buffers.iter_mut().enumerate() {
+            if values.is_empty() {
+                continue;
+            }
+            let appended = self
+                .writer
+                .append(partition as u32, values, Some(&mut self.failed))
+                .await;
+            if let Err(err) = appended {
+                self.buffers.iter_mut().for_each(Vec::clear);
+                return Err(match err {
+                    BackendError::Closed { topic } => PipelineError::OutputClosed { topic },
+                    other => other.into(),
+                });
+            }
+        }
+        self.rejected
+            .extend(self.failed.drain(..).map(|(value, error)| Rejected {
+                value: (self.erase)(value),
+                value_type: std::any::type_name::<T>(),
+                error: error.to_string(),
+            }));
+        Ok(())
+    }
+
     /// Buffers `value` for the partition matching the input partition (keeps per-partition
     /// order).
     #[inline]
     pub fn push(&mut self, input_partition: u32, value: T) {
-        let partition = if self.partitions == 1 {
+        let partitions = self.buffers.len() as u32;
+        let partition = if partitions == 1 {
             0
         } else {
-            input_partition % self.partitions
+            input_partition % partitions
         };
-        self.buffer.push((partition, value));
+        self.buffers[partition as usize].push(value);
     }
 
     /// Buffers `value` for the partition of `key`.
     #[inline]
     pub fn push_keyed<K: Hash + ?Sized>(&mut self, key: &K, value: T) {
-        let partition = partition_of(key, self.partitions);
-        self.buffer.push((partition, value));
-    }
-
-    /// Sends everything buffered, in order, waiting while a bounded topic is full. Runs of
-    /// values for one partition go in one batch (one claim, one wake-up).
-    pub(crate) async fn flush(&mut self) -> Result<usize, PipelineError> {
-        let total = self.buffer.len();
-        while let Some(&(partition, _)) = self.buffer.first() {
-            let run = self
-                .buffer
-                .iter()
-                .position(|(p, _)| *p != partition)
-                .unwrap_or(self.buffer.len());
-            let sent = match &mut self.sender {
-                Sender::Mem(producer) => {
-                    let values = self.buffer.drain(..run).map(|(_, value)| value);
-                    producer
-                        .send_batch(partition, values)
-                        .await
-                        .map_err(|err| match err {
-                            SendError::Closed(_) => PipelineError::OutputClosed {
-                                topic: self.topic.clone(),
-                            },
-                            _ => unreachable!("partitions come from the topic itself"),
-                        })
-                        .map(drop)
-                }
-                Sender::Remote(sender) => {
-                    let mut values = self.buffer.drain(..run).map(|(_, value)| value);
-                    sender
-                        .send(partition, &mut values, &mut self.rejected)
-                        .await
-                        .map_err(PipelineError::from)
-                }
-            };
-            if let Err(err) = sent {
-                self.buffer.clear();
-                return Err(err);
-            }
-        }
-        Ok(total)
+        let partition = partition_of(key, self.buffers.len() as u32);
+        self.buffers[partition as usize].push(value);
     }
 }
 
@@ -207,7 +121,7 @@ impl<K: Key, V> Output<(K, V)> {
     /// Buffers a `(key, value)` pair for the partition of its key.
     #[inline]
     pub fn push_pair(&mut self, pair: (K, V)) {
-        let partition = partition_of(&pair.0, self.partitions);
-        self.buffer.push((partition, pair));
+        let partition = partition_of(&pair.0, self.buffers.len() as u32);
+        self.buffers[partition as usize].push(pair);
     }
 }

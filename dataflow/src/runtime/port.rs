@@ -1,66 +1,132 @@
-//! A pipeline's topic once resolved on its backend: an embedded topic, or a remote one.
+//! A pipeline's topic once resolved on its backend.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use broker::Topic;
+use tokio::sync::OnceCell;
 
-use crate::backend::SharedBackend;
+use crate::backend::BackendError;
+use crate::backend::log::LogTopic;
+use crate::backend::mem::EmbeddedTopic;
+use crate::backend::open::{self, Backend, Probed};
 use crate::codec::Codec;
+use crate::spec::TopicSpec;
+use crate::stage::Deliver;
 
 /// A source, sink or internal topic of a running pipeline.
-pub enum Port<T> {
-    /// On the embedded broker: values are shared, never encoded.
-    Mem(Topic<T>),
-    /// On a remote backend: values cross through `codec`.
-    Remote(RemotePort),
+///
+/// It is resolved in two steps: when the pipeline binds it, the topic is made to exist on the
+/// backend (so that a bad name, a missing permission or, on the embedded broker, a topic of
+/// another value type fail `start`); it is opened for its values (which may need their codec)
+/// when the first task reads or writes it.
+pub struct Port<T> {
+    inner: Arc<Inner<T>>,
 }
 
-/// A topic on a remote backend.
-#[derive(Clone)]
-pub struct RemotePort {
-    pub(crate) backend: SharedBackend,
-    pub(crate) name: String,
-    pub(crate) partitions: u32,
-    pub(crate) codec: Codec,
-    /// For an internal topic: the backlog per partition above which producers wait
-    /// (backpressure), when the backend can tell a backlog.
-    pub(crate) bound: Option<Bound>,
-}
-
-/// The bound of a remote internal topic.
-#[derive(Clone)]
-pub(crate) struct Bound {
-    /// Records per partition not yet processed by the downstream group.
-    pub(crate) capacity: u64,
-    /// Set when a task of the pipeline failed: a producer waiting for the downstream group
-    /// then fails too, instead of waiting forever for a reader that is gone.
-    pub(crate) closed: Arc<AtomicBool>,
+struct Inner<T> {
+    spec: TopicSpec,
+    partitions: u32,
+    backend: Arc<dyn Backend>,
+    /// The codec of the pipeline, for a spec that names none (else the backend's).
+    codec: Option<Codec>,
+    /// A topic of the embedded broker, bound as it is or found in memory when probed.
+    embedded: Option<Topic<T>>,
+    topic: OnceCell<Arc<dyn LogTopic<T>>>,
 }
 
 impl<T> Clone for Port<T> {
     fn clone(&self) -> Self {
-        match self {
-            Self::Mem(topic) => Self::Mem(topic.clone()),
-            Self::Remote(remote) => Self::Remote(remote.clone()),
+        Self {
+            inner: Arc::clone(&self.inner),
         }
     }
 }
 
 impl<T: Send + Sync + 'static> Port<T> {
-    /// The topic's name.
+    /// The topic `spec` names on `backend`, made to exist.
+    pub(crate) async fn probe(
+        backend: &Arc<dyn Backend>,
+        spec: TopicSpec,
+        codec: Option<Codec>,
+    ) -> Result<Self, BackendError> {
+        let Probed {
+            partitions,
+            embedded,
+        } = open::probe::<T>(&**backend, &spec).await?;
+        Ok(Self::new(backend, spec, partitions, codec, embedded))
+    }
+
+    /// An embedded topic bound as it is.
+    pub(crate) fn embedded(
+        backend: &Arc<dyn Backend>,
+        topic: Topic<T>,
+        codec: Option<Codec>,
+    ) -> Self {
+        let spec = TopicSpec::new(topic.name()).partitions(topic.partitions());
+        Self::new(backend, spec, topic.partitions(), codec, Some(topic))
+    }
+
+    fn new(
+        backend: &Arc<dyn Backend>,
+        spec: TopicSpec,
+        partitions: u32,
+        codec: Option<Codec>,
+        embedded: Option<Topic<T>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                spec,
+                partitions,
+                backend: Arc::clone(backend),
+                codec,
+                embedded,
+                topic: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The topic's name on its backend.
     pub fn name(&self) -> &str {
-        match self {
-            Self::Mem(topic) => topic.name(),
-            Self::Remote(remote) => &remote.name,
+        match (self.inner.topic.get(), &self.inner.embedded) {
+            (Some(topic), _) => topic.name(),
+            (None, Some(topic)) => topic.name(),
+            (None, None) => &self.inner.spec.name,
         }
     }
 
     /// Its partition count.
     pub fn partitions(&self) -> u32 {
-        match self {
-            Self::Mem(topic) => topic.partitions(),
-            Self::Remote(remote) => remote.partitions,
-        }
+        self.inner.partitions
+    }
+}
+
+impl<T: Deliver> Port<T> {
+    /// The topic `spec` names on `backend`, opened for its values.
+    pub(crate) async fn open(
+        backend: &Arc<dyn Backend>,
+        spec: TopicSpec,
+        codec: Option<Codec>,
+    ) -> Result<Self, BackendError> {
+        let topic = open::open::<T>(&**backend, &spec, codec).await?;
+        let port = Self::new(backend, spec, topic.partitions(), codec, None);
+        let _ = port.inner.topic.set(topic);
+        Ok(port)
+    }
+
+    /// The topic, opened for its values (once; later calls share it).
+    pub(crate) async fn topic(&self) -> Result<&Arc<dyn LogTopic<T>>, BackendError> {
+        let inner = &*self.inner;
+        inner
+            .topic
+            .get_or_try_init(|| async {
+                match &inner.embedded {
+                    Some(topic) => {
+                        Ok(Arc::new(EmbeddedTopic::new(topic.clone(), false))
+                            as Arc<dyn LogTopic<T>>)
+                    }
+                    None => open::open::<T>(&*inner.backend, &inner.spec, inner.codec).await,
+                }
+            })
+            .await
     }
 }

@@ -1,4 +1,4 @@
-//! Remote tasks that outlive backend outages.
+//! Tasks that outlive backend outages.
 //!
 //! A bridge retries a lost connection for a while by itself (Redis: 30 s per operation, or
 //! `retry_for_ms`; Kafka: 60 s). When the backend stays away longer, the task ends with a
@@ -8,19 +8,16 @@
 //! of the batch in flight are processed again (at-least-once), and its keyed state starts
 //! over, as when a partition moves to another process. Fatal errors (authentication, a
 //! missing topic, a codec) still end the task, and so does any error once the pipeline is
-//! stopping.
+//! stopping. Every task runs under this supervision; on the embedded broker no error is
+//! transient in practice, so it never rejoins there.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::BackendError;
-use crate::dead_letter::StoredDeadLetter;
 use crate::error::PipelineError;
-use crate::runtime::launch::remote_member;
-use crate::runtime::output::Output;
-use crate::runtime::port::RemotePort;
+use crate::runtime::port::Port;
 use crate::runtime::task::{Mode, Task, TaskSetup};
 use crate::stage::Exchange;
 
@@ -29,39 +26,27 @@ use crate::stage::Exchange;
 const REJOIN_FIRST: Duration = Duration::from_millis(100);
 const REJOIN_CAP: Duration = Duration::from_secs(5);
 
-/// What a task of a segment on a remote backend needs to be made again.
+/// What a task of a segment needs to be made again.
 pub(crate) struct Rejoin<In> {
-    input: RemotePort,
+    input: Port<In>,
     group: String,
     setup: TaskSetup,
-    stored_dead_letters: Option<RemotePort>,
-    _input: PhantomData<fn() -> In>,
-}
-
-/// An output to the backend topic that keeps dead letters, if there is one.
-pub(crate) async fn stored_output(
-    topic: Option<&RemotePort>,
-) -> Result<Option<Output<StoredDeadLetter>>, BackendError> {
-    match topic {
-        Some(topic) => Ok(Some(Output::remote(topic).await?)),
-        None => Ok(None),
-    }
 }
 
 impl<In: Exchange> Rejoin<In> {
-    pub(crate) fn new(
-        input: RemotePort,
-        group: String,
-        setup: TaskSetup,
-        stored_dead_letters: Option<RemotePort>,
-    ) -> Self {
+    pub(crate) fn new(input: Port<In>, group: String, setup: TaskSetup) -> Self {
         Self {
             input,
             group,
             setup,
-            stored_dead_letters,
-            _input: PhantomData,
         }
+    }
+
+    /// A task for a new member of the group.
+    pub(crate) async fn task(&self) -> Result<Task<In>, BackendError> {
+        let topic = self.input.topic().await?;
+        let reader = topic.join(&self.group, topic.partitions()).await?;
+        Task::new(reader, topic.name(), self.setup.clone()).await
     }
 
     /// Runs `first`, then, each time a task ends on a transient backend error while the
@@ -106,14 +91,6 @@ impl<In: Exchange> Rejoin<In> {
                 Err(fatal) => return Err(fatal.into()),
             }
         }
-    }
-
-    /// A task for a new member of the group.
-    async fn task(&self) -> Result<Task<In>, BackendError> {
-        let member = remote_member(&self.input, &self.group).await?;
-        let stored = stored_output(self.stored_dead_letters.as_ref()).await?;
-        let setup = self.setup.clone();
-        Ok(Task::new(member, &self.input.name, setup, stored))
     }
 
     /// Counts the task's end in its metrics.

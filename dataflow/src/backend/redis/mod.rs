@@ -30,7 +30,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisError, Value};
 
-use super::url::Scheme;
 use super::{BackendError, BackendUrl, BoxFuture, RemoteBackend, RemoteMember, RemoteProducer};
 
 mod member;
@@ -181,7 +180,7 @@ impl RedisBackend {
                     reason: format!("`{}` is not a database number", url.path),
                 })?
         };
-        let tls = url.scheme == Scheme::Rediss;
+        let tls = url.scheme == "rediss";
         if tls {
             // rustls needs a process-wide crypto provider; an error means one is set already.
             let _ = rustls::crypto::ring::default_provider().install_default();

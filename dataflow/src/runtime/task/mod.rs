@@ -1,0 +1,296 @@
+//! One task: reads one partition of a segment's input (or whichever partitions its group gives
+//! it), runs the fused stages on each record, flushes outputs, commits.
+//!
+//! The rooms: [`read`] is the read loop, [`context`] what stages see while they run,
+//! [`dead_letters`] what happens to records that fail, [`async_stage`] segments that start
+//! with an `async fn`. This file ties them together: a batch in, stages on each record, outputs
+//! flushed, then the commit (outputs first: at-least-once).
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use broker::{Position, Topic};
+use tokio::sync::watch;
+
+use crate::backend::BackendError;
+use crate::backend::log::{Batch, LogReader, LogTopic, RecordMeta};
+use crate::codec::Codec;
+use crate::dead_letter::{DeadLetter, StoredDeadLetter};
+use crate::error::PipelineError;
+use crate::graph::Graph;
+use crate::metrics::TaskMetrics;
+use crate::runtime::output::Output;
+use crate::stage::Exchange;
+
+mod async_stage;
+mod context;
+mod dead_letters;
+mod read;
+
+pub use context::Cx;
+pub(crate) use read::Mode;
+
+use context::{Failure, Sampling};
+use dead_letters::{DeadInput, DeadLetters};
+use read::Control;
+
+/// What every task of a segment shares, to make a task (again, after an outage).
+#[derive(Clone)]
+pub(crate) struct TaskSetup {
+    pub(crate) pipeline: &'static str,
+    pub(crate) graph: Graph,
+    pub(crate) signal: watch::Receiver<Mode>,
+    pub(crate) metrics: Arc<Mutex<TaskMetrics>>,
+    pub(crate) batch: usize,
+    pub(crate) sample_every: u32,
+    pub(crate) latency: bool,
+    pub(crate) dead_letters: Topic<DeadLetter>,
+    pub(crate) stored_dead_letters: Arc<dyn LogTopic<StoredDeadLetter>>,
+    /// The pipeline's codec: a stored dead letter of the embedded broker carries its value
+    /// encoded with it.
+    pub(crate) codec: Codec,
+}
+
+/// One task of a segment.
+pub struct Task<In> {
+    /// `None` once the task has left its group.
+    reader: Option<Box<dyn LogReader<In>>>,
+    batch: Batch<In>,
+    control: Control,
+    metrics: Arc<Mutex<TaskMetrics>>,
+    sampling: Sampling,
+    clock: quanta::Clock,
+    failures: Vec<Failure>,
+    letters: DeadLetters,
+    codec: Codec,
+    /// The last record processed in each partition, to commit (a task usually reads one
+    /// partition, so this is usually one entry, updated in place).
+    processed: Vec<Position>,
+    /// The error that ended the reads, returned by [`Task::end`].
+    error: Option<PipelineError>,
+    /// Boxes an input value for a dead letter; made where `In: Exchange` is known, so that the
+    /// task's methods need only `In: Clone`.
+    erase: fn(In) -> Arc<dyn Any + Send + Sync>,
+    /// Encodes an input value for a stored dead letter (same reason).
+    encode: fn(&In, Codec) -> Option<Vec<u8>>,
+}
+
+fn erase<In: Exchange>(value: In) -> Arc<dyn Any + Send + Sync> {
+    Arc::new(value)
+}
+
+fn encode<In: Exchange>(value: &In, codec: Codec) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    codec.encode(value, &mut bytes).ok().map(|()| bytes)
+}
+
+fn lock(metrics: &Mutex<TaskMetrics>) -> MutexGuard<'_, TaskMetrics> {
+    metrics.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<In: Exchange> Task<In> {
+    /// A task reading as `reader`, a member of its segment's group of the topic `topic`.
+    pub(crate) async fn new(
+        reader: Box<dyn LogReader<In>>,
+        topic: &str,
+        setup: TaskSetup,
+    ) -> Result<Self, BackendError> {
+        let local = crate::backend::mem::EmbeddedTopic::new(setup.dead_letters.clone(), false);
+        let letters = DeadLetters {
+            pipeline: setup.pipeline,
+            graph: setup.graph,
+            topic: topic.to_owned(),
+            local: Output::new(&local).await?,
+            stored: Output::new(&*setup.stored_dead_letters).await?,
+        };
+        Ok(Self {
+            reader: Some(reader),
+            batch: Batch::default(),
+            control: Control::new(setup.signal, setup.batch),
+            metrics: setup.metrics,
+            sampling: Sampling::new(setup.latency, setup.sample_every),
+            clock: quanta::Clock::new(),
+            failures: Vec::new(),
+            letters,
+            codec: setup.codec,
+            processed: Vec::new(),
+            error: None,
+            erase: erase::<In>,
+            encode: encode::<In>,
+        })
+    }
+}
+
+impl<In: Clone> Task<In> {
+    /// Reads the next batch; `false` once the task must end (then nothing was read). Undecodable
+    /// records become dead letters here.
+    async fn fill(&mut self) -> bool {
+        let Some(reader) = self.reader.as_deref_mut() else {
+            return false;
+        };
+        let mut lagged = 0;
+        let read = self
+            .control
+            .next(reader, &mut self.batch, &mut lagged)
+            .await;
+        if lagged > 0 {
+            lock(&self.metrics).lagged += lagged;
+        }
+        match read {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(err) => {
+                self.error = Some(err.into());
+                self.control.finish();
+                return false;
+            }
+        }
+        let codec = reader.payload_codec();
+        for (meta, undecodable) in std::mem::take(&mut self.batch.undecodable) {
+            self.letters.undecodable(meta.position, undecodable, codec);
+            note_processed(&mut self.processed, meta.position);
+        }
+        true
+    }
+
+    /// Reads a batch of records and runs `stages` on each. Returns `false` once the task must
+    /// end (after a stop or a drain); then nothing was read.
+    pub async fn next_batch<F>(&mut self, mut stages: F) -> bool
+    where
+        F: FnMut(In, &mut Cx<'_>),
+    {
+        if !self.fill().await {
+            return false;
+        }
+        let metrics = Arc::clone(&self.metrics);
+        let mut metrics = lock(&metrics);
+        let mut records = std::mem::take(&mut self.batch.records);
+        for entry in records.drain(..) {
+            let sampled = self.sampling.next();
+            let mut cx = Cx {
+                metrics: &mut metrics,
+                failures: &mut self.failures,
+                clock: &self.clock,
+                sampled,
+                node: 0,
+                partition: entry.meta.position.partition,
+                source_timestamp: entry.meta.timestamp_nanos,
+            };
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| stages(entry.value, &mut cx))) {
+                let node = cx.node;
+                cx.metrics.failures[node] += 1;
+                self.failures.push(Failure::panic(node, &*panic));
+            }
+            self.after_record(&entry.meta);
+        }
+        // The (now empty) vector is kept for the next batch.
+        self.batch.records = records;
+        true
+    }
+
+    /// After a record's stages: its dead letters if a stage failed, and its position to commit.
+    fn after_record(&mut self, meta: &RecordMeta) {
+        if !self.failures.is_empty() {
+            let input = self.dead_input(meta);
+            self.letters
+                .failed(&mut self.failures, meta.position, input);
+        }
+        note_processed(&mut self.processed, meta.position);
+    }
+
+    /// The input of a failed record, read again from the log (or decoded again from its
+    /// payload) rather than copied in case it failed.
+    fn dead_input(&self, meta: &RecordMeta) -> DeadInput {
+        let reader = self
+            .reader
+            .as_deref()
+            .expect("a reading task has its reader");
+        let value = reader.again(meta, &self.batch.payloads);
+        let payload = match reader.payload_codec() {
+            Some(codec) => self
+                .batch
+                .payloads
+                .get(meta.payload as usize)
+                .map(|payload| (payload.clone(), codec)),
+            None => value
+                .as_ref()
+                .and_then(|value| (self.encode)(value, self.codec))
+                .map(|bytes| (bytes, self.codec)),
+        };
+        DeadInput {
+            value: value.map_or_else(|| Arc::new(()) as Arc<dyn Any + Send + Sync>, self.erase),
+            value_type: std::any::type_name::<In>(),
+            payload,
+        }
+    }
+
+    /// Sends what `output` buffered during the batch. A value that does not encode for a
+    /// remote topic (over the codec's size limit, say) becomes a dead letter of the `encode`
+    /// step, carrying that value and the position of the batch's last input record.
+    pub async fn flush<T>(&mut self, output: &mut Output<T>) -> Result<(), PipelineError> {
+        output.flush().await?;
+        if output.rejected.is_empty() {
+            return Ok(());
+        }
+        let position = self.processed.last().copied().unwrap_or(Position {
+            partition: 0,
+            offset: 0,
+        });
+        let destination = output.topic().to_owned();
+        for rejected in std::mem::take(&mut output.rejected) {
+            self.letters.unencodable(
+                &destination,
+                position,
+                rejected.value,
+                rejected.value_type,
+                rejected.error,
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends the batch's dead letters (to the backend first, where they are kept), then
+    /// commits the batch's input positions. Call it after every output was flushed: outputs
+    /// first, then the commit (at-least-once).
+    pub async fn commit(&mut self) -> Result<(), PipelineError> {
+        self.letters.flush().await?;
+        if self.processed.is_empty() {
+            return Ok(());
+        }
+        let reader = self
+            .reader
+            .as_deref_mut()
+            .expect("a reading task has its reader");
+        let refused = reader.commit(&self.processed).await?;
+        self.processed.clear();
+        if !refused.is_empty() {
+            lock(&self.metrics).commits_refused += refused.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Ends the task: leaves its group (its partitions go to the other members at once) and
+    /// returns the error that ended the reads, if any.
+    pub async fn end(mut self) -> Result<(), PipelineError> {
+        let left = match self.reader.take() {
+            Some(reader) => reader.leave().await,
+            None => Ok(()),
+        };
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        left.map_err(PipelineError::from)
+    }
+}
+
+/// Keeps the highest position processed per partition.
+fn note_processed(processed: &mut Vec<Position>, position: Position) {
+    match processed
+        .iter_mut()
+        .find(|p| p.partition == position.partition)
+    {
+        Some(last) => *last = position.max(*last),
+        None => processed.push(position),
+    }
+}

@@ -7,7 +7,8 @@ use broker::Broker;
 
 use super::bytes::{Bytes, RemoteBackend};
 use super::mem::MemBackend;
-use super::open::{self, Backend};
+use super::open;
+use super::store::Backend;
 use super::{BackendError, BackendUrl, TopicProducer, TopicReader};
 use crate::spec::TopicSpec;
 use crate::stage::Deliver;

@@ -41,6 +41,7 @@ pub(crate) mod open;
 pub mod redis;
 mod secret;
 pub(crate) mod stdio;
+pub(crate) mod store;
 mod typed;
 mod url;
 
@@ -57,7 +58,7 @@ pub use url::BackendUrl;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What connecting to a backend gives.
-type Connecting = BoxFuture<'static, Result<Arc<dyn open::Backend>, BackendError>>;
+type Connecting = BoxFuture<'static, Result<Arc<dyn store::Backend>, BackendError>>;
 
 /// Connects to the backend `url` names: the one place where URLs are dispatched.
 pub(crate) fn connect(url: BackendUrl) -> Connecting {
@@ -103,6 +104,6 @@ where
     Box::pin(async move {
         url.require_hosts()?;
         let backend: Arc<dyn RemoteBackend> = Arc::new(connect(url).await?);
-        Ok(Arc::new(bytes::Bytes(backend)) as Arc<dyn open::Backend>)
+        Ok(Arc::new(bytes::Bytes(backend)) as Arc<dyn store::Backend>)
     })
 }

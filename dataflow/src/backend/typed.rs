@@ -8,7 +8,7 @@ use broker::Position;
 
 use super::BackendError;
 use super::log::{Batch, LogReader, LogTopic, LogWriter, Undecodable, Wait};
-use crate::runtime::output::partition_of;
+use crate::partition::partition_of;
 
 /// Appends values to one topic of a [`Connection`](super::Connection).
 pub struct TopicProducer<T> {

@@ -10,7 +10,7 @@ use broker::{Broker, Topic, TopicConfig};
 use tokio::sync::watch;
 
 use crate::backend::Connection;
-use crate::backend::open::Backend;
+use crate::backend::store::Backend;
 use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::{PipelineError, StartError};
 use crate::graph::Graph;

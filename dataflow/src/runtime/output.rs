@@ -2,25 +2,15 @@
 //! batch.
 
 use std::any::Any;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::backend::BackendError;
 use crate::backend::log::{LogTopic, LogWriter};
 use crate::codec::CodecError;
 use crate::error::PipelineError;
+use crate::partition::partition_of;
 use crate::stage::Key;
-
-/// The partition of `key` among `partitions`: a fixed hash, so that every task and every run
-/// of a build agree.
-pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {
-    if partitions == 1 {
-        return 0;
-    }
-    let mut hasher = DefaultHasher::new();
-    key.hash(&mut hasher);
-    (hasher.finish() % u64::from(partitions)) as u32
-}
 
 /// Values bound for one topic, buffered during a batch.
 pub struct Output<T> {

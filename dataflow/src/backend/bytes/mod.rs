@@ -12,12 +12,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::open::{Backend, Open};
 use super::{BackendError, BoxFuture};
-use crate::spec::TopicSpec;
 
+mod adapter;
 pub(crate) mod backpressure;
 pub(crate) mod codec;
+
+pub(crate) use adapter::Bytes;
 
 /// A record read from a remote topic, still encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,36 +130,4 @@ pub(crate) struct ByteTopic {
     pub(crate) backend: Arc<dyn RemoteBackend>,
     pub(crate) name: String,
     pub(crate) partitions: u32,
-}
-
-/// A [`RemoteBackend`] as the runtime sees every backend.
-#[derive(Debug)]
-pub(crate) struct Bytes(pub(crate) Arc<dyn RemoteBackend>);
-
-impl Backend for Bytes {
-    fn scheme(&self) -> &'static str {
-        self.0.scheme()
-    }
-
-    fn shared_between_processes(&self) -> bool {
-        self.0.shared_between_processes()
-    }
-
-    fn open<'a>(
-        &'a self,
-        spec: &'a TopicSpec,
-        open: &'a mut dyn Open,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
-            let partitions = self
-                .0
-                .ensure_topic(&spec.name, spec.partitions.unwrap_or(1))
-                .await?;
-            open.bytes(ByteTopic {
-                backend: Arc::clone(&self.0),
-                name: spec.name.clone(),
-                partitions,
-            })
-        })
-    }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use broker::Broker;
 use broker::storage::{Durability, Storage};
 
-use super::open::{Backend, OnDisk, Open};
+use super::store::{Backend, OnDisk, Open};
 use super::url::BackendUrl;
 use super::{BackendError, BoxFuture};
 use crate::spec::{Role, TopicSpec};

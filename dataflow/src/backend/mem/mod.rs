@@ -10,7 +10,7 @@ use broker::{
 };
 
 use super::log::{Batch, Entry, LogReader, LogTopic, LogWriter, RecordMeta, Wait};
-use super::open::{Backend, OnDisk, Open};
+use super::store::{Backend, OnDisk, Open};
 use super::url::BackendUrl;
 use super::{BackendError, BoxFuture};
 use crate::codec::CodecError;

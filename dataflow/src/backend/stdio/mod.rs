@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines, St
 use tokio::sync::Mutex;
 
 use super::bytes::{ByteTopic, Delivery, RemoteBackend, RemoteMember, RemoteProducer};
-use super::open::{Backend, Open};
+use super::store::{Backend, Open};
 use super::url::BackendUrl;
 use super::{BackendError, BoxFuture};
 use crate::codec::{Codec, Format};

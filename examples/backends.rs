@@ -2,13 +2,18 @@
 //!
 //! ```text
 //! cargo run --release --example backends                          # embedded broker (mem://)
+//! cargo run --release --example backends -- file://./data         # file-backed topics in ./data
 //! cargo run --release --example backends -- redis://127.0.0.1:6379
 //! cargo run --release --example backends -- kafka://127.0.0.1:9092
+//! echo '"to be or not to be"' | cargo run --release --example backends -- stdio:// | jq -c .
 //! ```
 //!
 //! Word count with a repartition (`key_by`): the source, the sink and the internal
 //! repartition topic all live on the chosen backend. The example feeds the source and reads
-//! the sink through the same [`Connection`], so it needs nothing else running for `mem://`.
+//! the sink through the same [`Connection`], so it needs nothing else running for `mem://`
+//! or `file://`. On `stdio://` the source is standard input (one JSON string per line) and
+//! the sink standard output: the example runs until the input ends, then prints its metrics
+//! to standard error.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -44,6 +49,16 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "mem://".to_owned());
     let connection = Connection::open(&url).await?;
+    if connection.scheme() == "stdio" {
+        let running = WordCount::builder()
+            .lines("lines")
+            .counts("counts")
+            .options(PipelineOptions::new().connection(&connection))
+            .start()
+            .await?;
+        eprintln!("{}", running.until_end().await?);
+        return Ok(());
+    }
     // A fresh run id, so that reruns against a server do not read the previous run's topics.
     let run = format!(
         "run{}",

@@ -28,6 +28,9 @@ pub enum StartError {
     /// The backend could not be reached, or refused a topic or a group.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The checkpoint to restart from could not be read or does not fit this pipeline.
+    #[error(transparent)]
+    State(#[from] crate::runtime::checkpoint::error::StateError),
     /// A source or sink is bound to an embedded topic but the pipeline runs on a remote
     /// backend.
     #[error(
@@ -57,6 +60,10 @@ pub enum PipelineError {
     /// The backend failed (after its own retries), or refused a record.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A checkpoint could not be taken or kept (a full disk under the state directory, say):
+    /// the last one kept stands.
+    #[error(transparent)]
+    State(#[from] crate::runtime::checkpoint::error::StateError),
     /// A task ended abnormally (it panicked outside a stage).
     #[error("a task of segment {segment} failed: {message}")]
     Task {

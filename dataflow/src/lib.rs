@@ -113,8 +113,10 @@ pub use crate::graph::{Graph, Node, NodeKind};
 pub use crate::metrics::{Metrics, StageStats};
 pub use crate::options::PipelineOptions;
 pub use crate::partition::partition_of;
+pub use crate::runtime::checkpoint::error::StateError;
 pub use crate::runtime::port::Port;
 pub use crate::runtime::running::Running;
+pub use crate::runtime::state::{KeyedState, Snapshot};
 pub use crate::spec::{Binding, IntoBinding, TopicSpec};
 pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named, Stage};
 

@@ -17,6 +17,8 @@ pub struct PipelineOptions {
     pub(crate) internal_capacity: u64,
     pub(crate) dead_letters: Option<Topic<DeadLetter>>,
     pub(crate) group: Option<String>,
+    pub(crate) checkpoint_every: std::time::Duration,
+    pub(crate) state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for PipelineOptions {
@@ -30,6 +32,8 @@ impl Default for PipelineOptions {
             internal_capacity: 1 << 14,
             dead_letters: None,
             group: None,
+            checkpoint_every: std::time::Duration::from_secs(1),
+            state_dir: None,
         }
     }
 }
@@ -113,6 +117,27 @@ impl PipelineOptions {
     /// the previous one stopped.
     pub fn group(mut self, prefix: &str) -> Self {
         self.group = Some(prefix.to_owned());
+        self
+    }
+}
+
+impl PipelineOptions {
+    /// How often a pipeline in one process (`mem://`, `file://`, `stdio://`) takes a
+    /// checkpoint (default 1 s, at least 10 ms): a consistent copy of its keyed state and of
+    /// its sources' positions, from which a restart resumes (see the crate docs,
+    /// "Checkpoints"). Its sources commit only what a checkpoint covers. A checkpoint pauses
+    /// the sources while its barrier crosses the graph (typically well under a millisecond);
+    /// it is written in the background.
+    pub fn checkpoint_every(mut self, interval: std::time::Duration) -> Self {
+        self.checkpoint_every = interval.max(std::time::Duration::from_millis(10));
+        self
+    }
+
+    /// The directory that keeps this pipeline's checkpoints (one pipeline per directory).
+    /// Default: on `file://DIR`, `DIR/_checkpoints/{group prefix}`; on `mem://`, an internal
+    /// topic of the embedded broker (they last as long as it does).
+    pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
         self
     }
 }

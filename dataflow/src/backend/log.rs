@@ -20,6 +20,9 @@ use broker::Position;
 use super::{BackendError, BoxFuture};
 use crate::codec::CodecError;
 
+/// A group member or reader, on its way.
+pub(crate) type Joining<'a, T> = BoxFuture<'a, Result<Box<dyn LogReader<T>>, BackendError>>;
+
 /// A topic of `T` on a backend.
 pub(crate) trait LogTopic<T>: Send + Sync {
     /// The topic's name on its backend.
@@ -35,11 +38,15 @@ pub(crate) trait LogTopic<T>: Send + Sync {
     /// this group this process joins, one after the other (a pipeline: one per partition), so
     /// that a backend can tell when they have all joined. A new group starts at the earliest
     /// record.
-    fn join<'a>(
-        &'a self,
-        group: &'a str,
-        local_members: u32,
-    ) -> BoxFuture<'a, Result<Box<dyn LogReader<T>>, BackendError>>;
+    fn join<'a>(&'a self, group: &'a str, local_members: u32) -> Joining<'a, T>;
+
+    /// A reader of `partition` alone, outside any group, from the end of the partition: for
+    /// an in-process topic between two segments of a checkpointing pipeline, whose recovery
+    /// the checkpoints carry (no commits needed). `None` when the backend has none.
+    fn partition_reader(&self, partition: u32) -> Option<Joining<'_, T>> {
+        let _ = partition;
+        None
+    }
 
     /// A task of the pipeline failed: writers waiting for room in this topic give up (with
     /// [`BackendError::Closed`]), and readers of an in-process topic end, so that no task waits
@@ -62,6 +69,13 @@ pub(crate) trait LogWriter<T>: Send {
         values: &'a mut Vec<T>,
         rejected: Option<&'a mut Vec<(T, CodecError)>>,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Marks, in every partition, that writer `writer` has written everything before
+    /// checkpoint `epoch` (internal topics of a checkpointing pipeline; nothing elsewhere).
+    fn barrier(&mut self, epoch: u64, writer: u32) -> BoxFuture<'_, Result<(), BackendError>> {
+        let _ = (epoch, writer);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// How long a read waits.
@@ -108,6 +122,17 @@ pub(crate) trait LogReader<T>: Send {
 
     /// Leaves the group: its partitions go to the other members at once.
     fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>>;
+
+    /// Moves the reading position of each partition this member owns among `positions`
+    /// (`(partition, next offset)`) there: a pipeline restarting from a checkpoint reads its
+    /// sources from the checkpoint's positions. Backends without checkpoints ignore it.
+    fn seek<'a>(
+        &'a mut self,
+        positions: &'a [(u32, u64)],
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        let _ = positions;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Where a record was read and when it was appended.
@@ -136,6 +161,9 @@ pub(crate) struct Batch<T> {
     pub(crate) undecodable: Vec<(RecordMeta, Undecodable)>,
     /// The payloads of `records` (remote backends only), indexed by [`RecordMeta::payload`].
     pub(crate) payloads: Vec<Vec<u8>>,
+    /// Checkpoint barriers met among the records (internal topics of a checkpointing
+    /// pipeline).
+    pub(crate) barriers: Vec<Barrier>,
     /// Records skipped because retention removed them before this member read them.
     pub(crate) lagged: u64,
     /// The stream has ended (an embedded topic closed and read to its end, or the end of
@@ -149,6 +177,7 @@ impl<T> Default for Batch<T> {
             records: Vec::new(),
             undecodable: Vec::new(),
             payloads: Vec::new(),
+            barriers: Vec::new(),
             lagged: 0,
             ended: false,
         }
@@ -161,6 +190,7 @@ impl<T> Batch<T> {
         self.records.clear();
         self.undecodable.clear();
         self.payloads.clear();
+        self.barriers.clear();
         self.lagged = 0;
         self.ended = false;
     }
@@ -169,6 +199,22 @@ impl<T> Batch<T> {
     pub(crate) fn len(&self) -> usize {
         self.records.len() + self.undecodable.len()
     }
+
+    /// Whether it holds anything a task must handle: records or barriers.
+    pub(crate) fn has_work(&self) -> bool {
+        self.len() > 0 || !self.barriers.is_empty()
+    }
+}
+
+/// A checkpoint barrier read from an internal topic (see `runtime/frame.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Barrier {
+    pub(crate) epoch: u64,
+    pub(crate) writer: u32,
+    /// How many writers each partition of the topic has (so how many barriers of one epoch
+    /// a reader of a partition meets).
+    pub(crate) writers: u32,
+    pub(crate) position: Position,
 }
 
 /// A payload that did not decode as the topic's value type.

@@ -45,6 +45,7 @@ pub(crate) mod store;
 mod typed;
 mod url;
 
+#[cfg(feature = "redis")]
 pub(crate) use bytes::POLL_WAIT;
 pub use bytes::{Delivery, RemoteBackend, RemoteMember, RemoteProducer};
 pub use connection::Connection;

@@ -27,6 +27,12 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         Codec::bincode()
     }
 
+    /// Where a pipeline in one process keeps its checkpoints by default, if the backend has a
+    /// place on disk (`file://DIR`: `DIR/_checkpoints`).
+    fn state_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// The embedded broker that holds its topics, if it is one.
     fn broker(&self) -> Option<&Broker> {
         None

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use broker::{Broker, Topic, TopicConfig};
@@ -16,10 +17,15 @@ use crate::error::{PipelineError, StartError};
 use crate::graph::Graph;
 use crate::metrics::Registry;
 use crate::options::{BackendChoice, PipelineOptions};
+use crate::runtime::checkpoint::coordinator::Coordinator;
+use crate::runtime::checkpoint::snapshot::Checkpoint;
+use crate::runtime::checkpoint::store::{CheckpointStore, Files, InBroker};
+use crate::runtime::checkpoint::{self, error::StateError};
+use crate::runtime::frame::{Frame, FramedTopic};
 use crate::runtime::port::Port;
 use crate::runtime::rejoin::Rejoin;
 use crate::runtime::running::{Running, Segment};
-use crate::runtime::task::{Mode, Task, TaskSetup};
+use crate::runtime::task::{CheckpointSetup, Mode, Task, TaskSetup};
 use crate::spec::{Binding, TopicSpec};
 use crate::stage::Exchange;
 
@@ -56,6 +62,20 @@ pub struct Launch {
     /// fail too (their reads end, their sends are refused) instead of waiting forever on a
     /// topic nobody drains.
     fail_internal: Vec<Box<dyn Fn() + Send + Sync>>,
+    /// Checkpoints, in a pipeline that runs in one process.
+    checkpoints: Option<Checkpoints>,
+}
+
+/// A pipeline's checkpoints while it starts.
+struct Checkpoints {
+    coordinator: Coordinator,
+    restored: Arc<Option<Checkpoint>>,
+    /// Tasks declared so far.
+    tasks: usize,
+    /// Tasks per segment.
+    segment_tasks: Vec<usize>,
+    /// For each internal topic (by node name), where its writer count goes.
+    writers: Vec<(String, Arc<AtomicU32>)>,
 }
 
 impl Launch {
@@ -83,6 +103,30 @@ impl Launch {
         let spec =
             TopicSpec::dead_letters(format!("{prefix}.dead-letters"), StoredDeadLetter::codec());
         let stored_dead_letters = Port::open(connection.backend(), spec, options.codec).await?;
+        let checkpoints = if connection.backend().shared_between_processes() {
+            None
+        } else {
+            let store = checkpoint_store(&options, &connection, &broker, &prefix)?;
+            let restored = store.load()?;
+            let fingerprint = checkpoint::fingerprint(&graph);
+            if let Some(checkpoint) = &restored {
+                checkpoint.check(&prefix, fingerprint, "the latest checkpoint")?;
+            }
+            let coordinator = Coordinator::new(
+                prefix.clone(),
+                fingerprint,
+                options.checkpoint_every,
+                store,
+                restored.as_ref(),
+            );
+            Some(Checkpoints {
+                coordinator,
+                restored: Arc::new(restored),
+                tasks: 0,
+                segment_tasks: Vec::new(),
+                writers: Vec::new(),
+            })
+        };
         Ok(Self {
             name,
             graph,
@@ -97,6 +141,7 @@ impl Launch {
             segments: Vec::new(),
             started: Instant::now(),
             fail_internal: Vec::new(),
+            checkpoints,
         })
     }
 
@@ -140,7 +185,28 @@ impl Launch {
             self.options.internal_capacity,
             self.private,
         );
-        let port = Port::<T>::open(self.backend(), spec, self.options.codec).await?;
+        let port = match &mut self.checkpoints {
+            // Barriers travel with the records.
+            Some(checkpoints) => {
+                let frames = Port::<Frame<T>>::open(
+                    self.connection.backend(),
+                    spec.clone(),
+                    self.options.codec,
+                )
+                .await?;
+                let framed = FramedTopic::new(Arc::clone(frames.topic().await?));
+                checkpoints
+                    .writers
+                    .push((node.to_owned(), framed.writers()));
+                Port::from_topic(
+                    self.connection.backend(),
+                    spec,
+                    Arc::new(framed),
+                    self.options.codec,
+                )
+            }
+            None => Port::<T>::open(self.backend(), spec, self.options.codec).await?,
+        };
         let topic = Arc::clone(port.topic().await?);
         self.fail_internal.push(Box::new(move || topic.fail()));
         Ok(port)
@@ -179,7 +245,18 @@ impl Launch {
         let mut tasks: Vec<TaskFuture> = Vec::with_capacity(partitions as usize);
         // Every member joins before any task reads, so that on the embedded broker the
         // assignment is final (one partition each) before the first record is read.
-        for _ in 0..partitions {
+        let mut declared = Vec::with_capacity(partitions as usize);
+        for partition in 0..partitions {
+            let checkpoint = self.checkpoints.as_mut().map(|checkpoints| {
+                checkpoints.tasks += 1;
+                CheckpointSetup {
+                    link: checkpoints.coordinator.link(),
+                    task: checkpoints.tasks - 1,
+                    source: upstream.is_empty(),
+                    partition,
+                    restored: Arc::clone(&checkpoints.restored),
+                }
+            });
             let setup = TaskSetup {
                 pipeline: self.name,
                 graph: self.graph,
@@ -194,10 +271,20 @@ impl Launch {
                     .options
                     .codec
                     .unwrap_or_else(|| self.backend().default_codec()),
+                checkpoint,
             };
             let rejoin = Rejoin::new(input.clone(), group.clone(), setup);
             let task = rejoin.task().await?;
+            declared.push((rejoin, task));
+        }
+        // Every member has joined: the assignment is final, and a restart from a checkpoint
+        // moves each source partition to where the checkpoint left it.
+        for (rejoin, mut task) in declared {
+            task.restore_positions().await?;
             tasks.push(Box::pin(rejoin.supervise(task, Arc::clone(&make_task))));
+        }
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.segment_tasks.push(partitions as usize);
         }
         self.segments.push(Declared {
             upstream: upstream.to_vec(),
@@ -210,6 +297,11 @@ impl Launch {
     /// Starts every task. Only now: every segment's consumer group exists before the first
     /// record is read, so an internal topic never drops records for lack of a reader.
     pub fn finish(self) -> Running {
+        let coordinator = self.checkpoints.map(|checkpoints| {
+            count_writers(&self.graph, &checkpoints);
+            let tasks = checkpoints.tasks;
+            self.runtime.spawn(checkpoints.coordinator.run(tasks))
+        });
         let fail_internal = Arc::new(self.fail_internal);
         let segments = self
             .segments
@@ -242,6 +334,52 @@ impl Launch {
             registry: self.registry,
             segments,
             started: self.started,
+            coordinator,
         }
+    }
+}
+
+/// Where a pipeline's checkpoints are kept: the state directory of its options, else the
+/// backend's place on disk, else its embedded broker (or the pipeline's own).
+fn checkpoint_store(
+    options: &PipelineOptions,
+    connection: &Connection,
+    broker: &Broker,
+    prefix: &str,
+) -> Result<Arc<dyn CheckpointStore>, StateError> {
+    if let Some(dir) = &options.state_dir {
+        return Ok(Arc::new(Files::new(dir.clone())?));
+    }
+    if let Some(dir) = connection.backend().state_dir() {
+        broker::validate_name(prefix).map_err(|e| StateError::Io {
+            path: dir.join(prefix).display().to_string(),
+            message: format!("the group prefix cannot name a directory: {e}"),
+        })?;
+        return Ok(Arc::new(Files::new(dir.join(prefix))?));
+    }
+    Ok(Arc::new(InBroker::new(broker, prefix)?))
+}
+
+/// Tells each internal topic how many tasks write to each of its partitions: every task of
+/// every segment with a node that feeds it.
+fn count_writers(graph: &Graph, checkpoints: &Checkpoints) {
+    for (name, writers) in &checkpoints.writers {
+        let Some(node) = graph.nodes.iter().position(|n| n.name == name) else {
+            continue;
+        };
+        let mut segments: Vec<usize> = graph
+            .edges
+            .iter()
+            .filter(|(_, to)| *to == node)
+            .map(|(from, _)| graph.nodes[*from].segment)
+            .collect();
+        segments.sort_unstable();
+        segments.dedup();
+        let count: usize = segments
+            .iter()
+            .map(|&s| checkpoints.segment_tasks.get(s).copied().unwrap_or(0))
+            .sum();
+        // Release: pairs with the Acquire of the readers, which start after this.
+        writers.store(count as u32, Ordering::Release);
     }
 }

@@ -86,6 +86,18 @@ impl<T> Output<T> {
         Ok(())
     }
 
+    /// Marks in every partition that this writer has written everything before checkpoint
+    /// `epoch` (internal topics; nothing for a sink).
+    pub(crate) async fn barrier(&mut self, epoch: u64, writer: u32) -> Result<(), PipelineError> {
+        self.writer
+            .barrier(epoch, writer)
+            .await
+            .map_err(|err| match err {
+                BackendError::Closed { topic } => PipelineError::OutputClosed { topic },
+                other => other.into(),
+            })
+    }
+
     /// Buffers `value` for the partition matching the input partition (keeps per-partition
     /// order).
     #[inline]

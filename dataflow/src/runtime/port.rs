@@ -101,6 +101,20 @@ impl<T: Send + Sync + 'static> Port<T> {
     }
 }
 
+impl<T: Send + Sync + 'static> Port<T> {
+    /// A port whose topic is already open.
+    pub(crate) fn from_topic(
+        backend: &Arc<dyn Backend>,
+        spec: TopicSpec,
+        topic: Arc<dyn LogTopic<T>>,
+        codec: Option<Codec>,
+    ) -> Self {
+        let port = Self::new(backend, spec, topic.partitions(), codec, None);
+        let _ = port.inner.topic.set(topic);
+        port
+    }
+}
+
 impl<T: Deliver> Port<T> {
     /// The topic `spec` names on `backend`, opened for its values.
     pub(crate) async fn open(
@@ -109,9 +123,7 @@ impl<T: Deliver> Port<T> {
         codec: Option<Codec>,
     ) -> Result<Self, BackendError> {
         let topic = open::open::<T>(&**backend, &spec, codec).await?;
-        let port = Self::new(backend, spec, topic.partitions(), codec, None);
-        let _ = port.inner.topic.set(topic);
-        Ok(port)
+        Ok(Self::from_topic(backend, spec, topic, codec))
     }
 
     /// The topic, opened for its values (once; later calls share it).

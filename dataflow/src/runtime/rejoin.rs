@@ -42,10 +42,18 @@ impl<In: Exchange> Rejoin<In> {
         }
     }
 
-    /// A task for a new member of the group.
+    /// A task for a new member of the group (in a pipeline that takes checkpoints, a
+    /// downstream task reads its partition of the internal topic directly).
     pub(crate) async fn task(&self) -> Result<Task<In>, BackendError> {
         let topic = self.input.topic().await?;
-        let reader = topic.join(&self.group, topic.partitions()).await?;
+        let partition_reader = match &self.setup.checkpoint {
+            Some(checkpoint) if !checkpoint.source => topic.partition_reader(checkpoint.partition),
+            _ => None,
+        };
+        let reader = match partition_reader {
+            Some(reader) => reader.await?,
+            None => topic.join(&self.group, topic.partitions()).await?,
+        };
         Task::new(reader, topic.name(), self.setup.clone()).await
     }
 

@@ -36,6 +36,8 @@ pub struct Running {
     pub(crate) registry: Arc<Registry>,
     pub(crate) segments: Vec<Segment>,
     pub(crate) started: Instant,
+    /// Takes the checkpoints, in a pipeline that runs in one process.
+    pub(crate) coordinator: Option<JoinHandle<Result<(), PipelineError>>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -160,6 +162,19 @@ impl Running {
                         first_error = Some(err);
                     }
                 }
+            }
+        }
+        // Every task has ended: the last checkpoint is taken, and the sources committed there.
+        if let Some(coordinator) = self.coordinator.take() {
+            let last = match coordinator.await {
+                Ok(result) => result,
+                Err(join) => Err(PipelineError::Task {
+                    segment: 0,
+                    message: format!("the checkpoint coordinator failed: {join}"),
+                }),
+            };
+            if let (Err(err), None) = (last, &first_error) {
+                first_error = Some(err);
             }
         }
         match first_error {

@@ -10,7 +10,7 @@ use broker::Position;
 use super::backpressure::{Backpressure, Bound};
 use super::{ByteTopic, Delivery, POLL_WAIT, RemoteMember, RemoteProducer};
 use crate::backend::log::{
-    Batch, Entry, LogReader, LogTopic, LogWriter, RecordMeta, Undecodable, Wait,
+    Batch, Entry, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Undecodable, Wait,
 };
 use crate::backend::{BackendError, BoxFuture};
 use crate::codec::{Codec, CodecError};
@@ -67,11 +67,7 @@ impl<T: Deliver> LogTopic<T> for CodecTopic<T> {
         })
     }
 
-    fn join<'a>(
-        &'a self,
-        group: &'a str,
-        local_members: u32,
-    ) -> BoxFuture<'a, Result<Box<dyn LogReader<T>>, BackendError>> {
+    fn join<'a>(&'a self, group: &'a str, local_members: u32) -> Joining<'a, T> {
         Box::pin(async move {
             let topic = &self.topic;
             let member = topic

@@ -110,6 +110,10 @@ impl Backend for FileBackend {
         Some(&self.broker)
     }
 
+    fn state_dir(&self) -> Option<PathBuf> {
+        Some(self.root.join("_checkpoints"))
+    }
+
     fn open<'a>(
         &'a self,
         spec: &'a TopicSpec,

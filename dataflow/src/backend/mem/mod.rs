@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use std::future::Future;
+
 use broker::{
-    Broker, CommitError, GroupMember, GroupRecord, Producer, RecvError, SendError, Start, Topic,
-    TopicConfig, TryRecvError,
+    Broker, CommitError, Consumer, GroupMember, Producer, Record, RecvError, SendError, Start,
+    Topic, TopicConfig, TryRecvError,
 };
 
-use super::log::{Batch, Entry, LogReader, LogTopic, LogWriter, RecordMeta, Wait};
+use super::log::{Batch, Entry, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Wait};
 use super::store::{Backend, OnDisk, Open};
 use super::url::BackendUrl;
 use super::{BackendError, BoxFuture};
@@ -123,18 +125,30 @@ impl<T: Clone + Send + Sync + 'static> LogTopic<T> for EmbeddedTopic<T> {
         Box::pin(async move { Ok(Box::new(writer) as Box<dyn LogWriter<T>>) })
     }
 
-    fn join<'a>(
-        &'a self,
-        group: &'a str,
-        _local_members: u32,
-    ) -> BoxFuture<'a, Result<Box<dyn LogReader<T>>, BackendError>> {
+    fn join<'a>(&'a self, group: &'a str, _local_members: u32) -> Joining<'a, T> {
         Box::pin(async move {
             let member = self.topic.group(group)?.join();
             Ok(Box::new(MemReader {
-                member,
+                source: member,
                 topic: self.topic.clone(),
             }) as Box<dyn LogReader<T>>)
         })
+    }
+
+    fn partition_reader(&self, partition: u32) -> Option<Joining<'_, T>> {
+        Some(Box::pin(async move {
+            let consumer = self
+                .topic
+                .partition_consumer(partition, Start::Latest)
+                .map_err(|e| BackendError::Server {
+                    backend: "mem",
+                    message: e.to_string(),
+                })?;
+            Ok(Box::new(MemReader {
+                source: consumer,
+                topic: self.topic.clone(),
+            }) as Box<dyn LogReader<T>>)
+        }))
     }
 
     fn fail(&self) {
@@ -172,14 +186,77 @@ impl<T: Send + Sync + 'static> LogWriter<T> for MemWriter<T> {
     }
 }
 
-/// A member of a group of an embedded topic.
-struct MemReader<T> {
-    member: GroupMember<T>,
+/// What a [`MemReader`] reads through: a group member, or an independent reader of one
+/// partition.
+trait ReadRecords<T: 'static>: Send {
+    /// Waits for the next record (cancel-safe: nothing is taken until it returns one).
+    fn recv(&mut self) -> impl Future<Output = Result<Record<'_, T>, RecvError>> + Send;
+
+    /// The next record, if one is there now.
+    fn try_recv(&mut self) -> Result<Record<'_, T>, TryRecvError>;
+
+    /// Commits `position`; a partition the reader does not own is refused.
+    fn commit(&self, position: broker::Position) -> Result<(), CommitError>;
+
+    /// Moves the position of `partition`, if the reader reads it.
+    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<(), broker::SeekError>;
+}
+
+impl<T: Send + Sync + 'static> ReadRecords<T> for GroupMember<T> {
+    async fn recv(&mut self) -> Result<Record<'_, T>, RecvError> {
+        GroupMember::recv(self)
+            .await
+            .map(broker::GroupRecord::into_record)
+    }
+
+    fn try_recv(&mut self) -> Result<Record<'_, T>, TryRecvError> {
+        GroupMember::try_recv(self).map(broker::GroupRecord::into_record)
+    }
+
+    fn commit(&self, position: broker::Position) -> Result<(), CommitError> {
+        GroupMember::commit(self, position)
+    }
+
+    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<(), broker::SeekError> {
+        self.refresh();
+        match GroupMember::seek(self, partition, Start::Offset(next_offset)) {
+            Err(broker::SeekError::NotAssigned { .. }) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// An independent reader commits nothing: a checkpoint carries its recovery.
+impl<T: Send + Sync + 'static> ReadRecords<T> for Consumer<T> {
+    async fn recv(&mut self) -> Result<Record<'_, T>, RecvError> {
+        Consumer::recv(self).await
+    }
+
+    fn try_recv(&mut self) -> Result<Record<'_, T>, TryRecvError> {
+        Consumer::try_recv(self)
+    }
+
+    fn commit(&self, _position: broker::Position) -> Result<(), CommitError> {
+        Ok(())
+    }
+
+    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<(), broker::SeekError> {
+        if self.assignment().contains(&partition) {
+            self.seek_partition(partition, Start::Offset(next_offset))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Reads an embedded topic.
+struct MemReader<T, R> {
+    source: R,
     /// To read a record again for a dead letter.
     topic: Topic<T>,
 }
 
-fn entry<T: Clone>(record: &GroupRecord<'_, T>) -> Entry<T> {
+fn entry<T: Clone>(record: &Record<'_, T>) -> Entry<T> {
     Entry {
         value: record.value().clone(),
         meta: RecordMeta {
@@ -190,7 +267,11 @@ fn entry<T: Clone>(record: &GroupRecord<'_, T>) -> Entry<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> LogReader<T> for MemReader<T> {
+impl<T, R> LogReader<T> for MemReader<T, R>
+where
+    T: Clone + Send + Sync + 'static,
+    R: ReadRecords<T>,
+{
     fn read<'a>(
         &'a mut self,
         max: usize,
@@ -200,14 +281,14 @@ impl<T: Clone + Send + Sync + 'static> LogReader<T> for MemReader<T> {
         Box::pin(async move {
             if wait == Wait::ForRecords {
                 // `recv` is cancel-safe: nothing is taken until it returns a record.
-                match self.member.recv().await {
+                match self.source.recv().await {
                     Ok(record) => batch.records.push(entry(&record)),
                     Err(RecvError::Lagged { skipped, .. }) => batch.lagged += skipped,
                     Err(_closed) => batch.ended = true,
                 }
             }
             while batch.records.len() < max && !batch.ended {
-                match self.member.try_recv() {
+                match self.source.try_recv() {
                     Ok(record) => batch.records.push(entry(&record)),
                     Err(TryRecvError::Lagged { skipped, .. }) => batch.lagged += skipped,
                     Err(TryRecvError::Closed) => batch.ended = true,
@@ -225,7 +306,7 @@ impl<T: Clone + Send + Sync + 'static> LogReader<T> for MemReader<T> {
         let mut refused = Vec::new();
         let mut result = Ok(());
         for &position in positions {
-            match self.member.commit(position) {
+            match self.source.commit(position) {
                 Ok(()) => {}
                 Err(CommitError::NotOwner { partition, .. }) => refused.push(partition),
                 Err(other) => {
@@ -252,5 +333,22 @@ impl<T: Clone + Send + Sync + 'static> LogReader<T> for MemReader<T> {
     fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
         drop(self);
         Box::pin(async { Ok(()) })
+    }
+
+    fn seek<'a>(
+        &'a mut self,
+        positions: &'a [(u32, u64)],
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        let mut result = Ok(());
+        for &(partition, next_offset) in positions {
+            if let Err(e) = self.source.seek(partition, next_offset) {
+                result = Err(BackendError::Server {
+                    backend: "mem",
+                    message: format!("cannot resume partition {partition} at {next_offset}: {e}"),
+                });
+                break;
+            }
+        }
+        Box::pin(async move { result })
     }
 }

@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use broker::{Position, Topic};
 use tokio::sync::watch;
 
+use std::hash::Hash;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::backend::BackendError;
 use crate::backend::log::{Batch, LogReader, LogTopic, RecordMeta};
 use crate::codec::Codec;
@@ -20,20 +25,26 @@ use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::PipelineError;
 use crate::graph::Graph;
 use crate::metrics::TaskMetrics;
+use crate::runtime::checkpoint::CommitLater;
+use crate::runtime::checkpoint::error::StateError;
 use crate::runtime::output::Output;
+use crate::runtime::state::{KeyedState, Snapshot};
 use crate::stage::Exchange;
 
 mod async_stage;
+mod checkpoint;
 mod context;
 mod dead_letters;
 mod read;
 
+pub(crate) use checkpoint::CheckpointSetup;
 pub use context::Cx;
 pub(crate) use read::Mode;
 
+use checkpoint::Checkpoints;
 use context::{Failure, Sampling};
 use dead_letters::{DeadInput, DeadLetters};
-use read::Control;
+use read::{Control, Next};
 
 /// What every task of a segment shares, to make a task (again, after an outage).
 #[derive(Clone)]
@@ -50,6 +61,8 @@ pub(crate) struct TaskSetup {
     /// The pipeline's codec: a stored dead letter of the embedded broker carries its value
     /// encoded with it.
     pub(crate) codec: Codec,
+    /// How the task takes part in checkpoints, in a pipeline that takes them.
+    pub(crate) checkpoint: Option<CheckpointSetup>,
 }
 
 /// One task of a segment.
@@ -64,8 +77,11 @@ pub struct Task<In> {
     failures: Vec<Failure>,
     letters: DeadLetters,
     codec: Codec,
+    /// Its part in checkpoints, in a pipeline that takes them.
+    checkpoints: Option<Checkpoints>,
     /// The last record processed in each partition, to commit (a task usually reads one
-    /// partition, so this is usually one entry, updated in place).
+    /// partition, so this is usually one entry, updated in place). With checkpoints, what
+    /// was processed since the task started.
     processed: Vec<Position>,
     /// The error that ended the reads, returned by [`Task::end`].
     error: Option<PipelineError>,
@@ -74,6 +90,22 @@ pub struct Task<In> {
     erase: fn(In) -> Arc<dyn Any + Send + Sync>,
     /// Encodes an input value for a stored dead letter (same reason).
     encode: fn(&In, Codec) -> Option<Vec<u8>>,
+    /// Commits a source's last positions once the last checkpoint is kept (same reason).
+    commit_later: fn(Box<dyn LogReader<In>>, Vec<Position>) -> CommitLater,
+}
+
+fn commit_later<In: Exchange>(
+    mut reader: Box<dyn LogReader<In>>,
+    positions: Vec<Position>,
+) -> CommitLater {
+    Box::new(move || {
+        Box::pin(async move {
+            if !positions.is_empty() {
+                reader.commit(&positions).await?;
+            }
+            reader.leave().await
+        })
+    })
 }
 
 fn erase<In: Exchange>(value: In) -> Arc<dyn Any + Send + Sync> {
@@ -104,20 +136,24 @@ impl<In: Exchange> Task<In> {
             local: Output::new(&local).await?,
             stored: Output::new(&*setup.stored_dead_letters).await?,
         };
+        let checkpoints = setup.checkpoint.map(Checkpoints::new);
+        let trigger = checkpoints.as_ref().and_then(Checkpoints::trigger);
         Ok(Self {
             reader: Some(reader),
             batch: Batch::default(),
-            control: Control::new(setup.signal, setup.batch),
+            control: Control::new(setup.signal, trigger, setup.batch),
             metrics: setup.metrics,
             sampling: Sampling::new(setup.latency, setup.sample_every),
             clock: quanta::Clock::new(),
             failures: Vec::new(),
             letters,
             codec: setup.codec,
+            checkpoints,
             processed: Vec::new(),
             error: None,
             erase: erase::<In>,
             encode: encode::<In>,
+            commit_later: commit_later::<In>,
         })
     }
 }
@@ -138,13 +174,22 @@ impl<In: Clone> Task<In> {
             lock(&self.metrics).lagged += lagged;
         }
         match read {
-            Ok(true) => {}
-            Ok(false) => return false,
+            Ok(Next::Batch) => {}
+            Ok(Next::Asked(epoch)) => {
+                if let Some(checkpoints) = &mut self.checkpoints {
+                    checkpoints.asked(epoch);
+                }
+                return true;
+            }
+            Ok(Next::End) => return false,
             Err(err) => {
                 self.error = Some(err.into());
                 self.control.finish();
                 return false;
             }
+        }
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.note(&self.batch.barriers);
         }
         let codec = reader.payload_codec();
         for (meta, undecodable) in std::mem::take(&mut self.batch.undecodable) {
@@ -230,6 +275,12 @@ impl<In: Clone> Task<In> {
     /// step, carrying that value and the position of the batch's last input record.
     pub async fn flush<T>(&mut self, output: &mut Output<T>) -> Result<(), PipelineError> {
         output.flush().await?;
+        if let Some(checkpoints) = &self.checkpoints
+            && let Some(epoch) = checkpoints.due
+        {
+            // Everything before the checkpoint is written: the barrier follows it.
+            output.barrier(epoch, checkpoints.task() as u32).await?;
+        }
         if output.rejected.is_empty() {
             return Ok(());
         }
@@ -254,25 +305,101 @@ impl<In: Clone> Task<In> {
     /// commits the batch's input positions. Call it after every output was flushed: outputs
     /// first, then the commit (at-least-once).
     pub async fn commit(&mut self) -> Result<(), PipelineError> {
+        self.commit_with(&mut []).await
+    }
+
+    /// [`commit`](Self::commit) for a task whose stages keep `states`: a checkpoint copies
+    /// them.
+    pub async fn commit_with(
+        &mut self,
+        states: &mut [&mut dyn Snapshot],
+    ) -> Result<(), PipelineError> {
         self.letters.flush().await?;
-        if self.processed.is_empty() {
+        let positions = match &mut self.checkpoints {
+            None => std::mem::take(&mut self.processed),
+            Some(checkpoints) => {
+                if let Some(epoch) = checkpoints.due.take() {
+                    let mut mode = self.control.signal();
+                    let topic = &self.letters.topic;
+                    checkpoints
+                        .pass(epoch, topic, &self.processed, states, &mut mode)
+                        .await?;
+                }
+                // With checkpoints, a source commits only what a kept checkpoint covers.
+                checkpoints.committable().unwrap_or_default()
+            }
+        };
+        if positions.is_empty() {
             return Ok(());
         }
         let reader = self
             .reader
             .as_deref_mut()
             .expect("a reading task has its reader");
-        let refused = reader.commit(&self.processed).await?;
-        self.processed.clear();
+        let refused = reader.commit(&positions).await?;
         if !refused.is_empty() {
             lock(&self.metrics).commits_refused += refused.len() as u64;
         }
         Ok(())
     }
 
+    /// The state of node `node` in this task: restored from the checkpoint the pipeline
+    /// started from, or empty.
+    pub fn keyed_state<K, V>(&self, node: usize) -> Result<KeyedState<K, V>, PipelineError>
+    where
+        K: Hash + Eq + Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        let saved = self
+            .checkpoints
+            .as_ref()
+            .and_then(|checkpoints| checkpoints.restored_state(node));
+        KeyedState::restore(node, saved).map_err(|e| {
+            StateError::State {
+                node: self.letters.graph.nodes[node].name.to_owned(),
+                reason: e.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// Moves a source task's reader to where the checkpoint the pipeline started from left
+    /// its sources.
+    pub(crate) async fn restore_positions(&mut self) -> Result<(), BackendError> {
+        let Some(checkpoints) = &self.checkpoints else {
+            return Ok(());
+        };
+        let positions = checkpoints.restored_positions(&self.letters.topic);
+        match self.reader.as_deref_mut() {
+            Some(reader) if !positions.is_empty() => reader.seek(&positions).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Ends the task: leaves its group (its partitions go to the other members at once) and
     /// returns the error that ended the reads, if any.
-    pub async fn end(mut self) -> Result<(), PipelineError> {
+    pub async fn end(self) -> Result<(), PipelineError> {
+        self.end_with(&mut []).await
+    }
+
+    /// [`end`](Self::end) for a task whose stages keep `states`: the last checkpoint copies
+    /// them.
+    pub async fn end_with(mut self, states: &mut [&mut dyn Snapshot]) -> Result<(), PipelineError> {
+        if let Some(checkpoints) = &mut self.checkpoints {
+            let clean = self.error.is_none();
+            let last = clean.then_some((self.letters.topic.as_str(), &*self.processed, states));
+            // A source's group commits where the last checkpoint left it, once it is kept.
+            let commit = match (clean && checkpoints.is_source(), self.reader.take()) {
+                (true, Some(reader)) => Some((self.commit_later)(reader, self.processed.clone())),
+                (_, reader) => {
+                    if let Some(reader) = reader {
+                        let _ = reader.leave().await;
+                    }
+                    None
+                }
+            };
+            checkpoints.end(last, commit)?;
+        }
         let left = match self.reader.take() {
             Some(reader) => reader.leave().await,
             None => Ok(()),

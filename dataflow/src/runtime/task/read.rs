@@ -16,9 +16,22 @@ pub(crate) enum Mode {
     Drain,
 }
 
+/// What the next read gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// A batch of records (or barriers) to process.
+    Batch,
+    /// Nothing read: the coordinator asks a source task for checkpoint `epoch`.
+    Asked(u64),
+    /// The task must end.
+    End,
+}
+
 /// Where a task is in its life, and how it learns what to do next.
 pub(super) struct Control {
     signal: watch::Receiver<Mode>,
+    /// A source task's checkpoint requests.
+    trigger: Option<watch::Receiver<u64>>,
     mode: Mode,
     /// Records per batch at most.
     batch: usize,
@@ -26,27 +39,37 @@ pub(super) struct Control {
 }
 
 impl Control {
-    pub(super) fn new(signal: watch::Receiver<Mode>, batch: usize) -> Self {
+    pub(super) fn new(
+        signal: watch::Receiver<Mode>,
+        trigger: Option<watch::Receiver<u64>>,
+        batch: usize,
+    ) -> Self {
         Self {
             signal,
+            trigger,
             mode: Mode::Run,
             batch: batch.max(1),
             finished: false,
         }
     }
 
-    /// Reads the next batch into `batch` (emptied first). `Ok(false)` once the task must end:
-    /// it was asked to stop, or it drained its input to the end; then `batch` is empty.
+    /// A mode signal of its own, for waits outside the read loop.
+    pub(super) fn signal(&self) -> watch::Receiver<Mode> {
+        self.signal.clone()
+    }
+
+    /// Reads the next batch into `batch` (emptied first): [`Next::End`] once the task must
+    /// end (it was asked to stop, or it drained its input to the end; then `batch` is empty).
     pub(super) async fn next<In>(
         &mut self,
         reader: &mut dyn LogReader<In>,
         batch: &mut Batch<In>,
         lagged: &mut u64,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<Next, BackendError> {
         batch.clear();
         loop {
             if self.finished {
-                return Ok(false);
+                return Ok(Next::End);
             }
             match self.signal.has_changed() {
                 Ok(true) => self.mode = *self.signal.borrow_and_update(),
@@ -56,9 +79,23 @@ impl Control {
             match self.mode {
                 Mode::Stop => {
                     self.finished = true;
-                    return Ok(false);
+                    return Ok(Next::End);
                 }
                 Mode::Run => {
+                    if let Some(trigger) = &mut self.trigger
+                        && trigger.has_changed().unwrap_or(false)
+                    {
+                        return Ok(Next::Asked(*trigger.borrow_and_update()));
+                    }
+                    let asked = async {
+                        match &mut self.trigger {
+                            Some(trigger) => match trigger.changed().await {
+                                Ok(()) => *trigger.borrow_and_update(),
+                                Err(_) => std::future::pending().await,
+                            },
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         biased;
                         changed = self.signal.changed() => {
@@ -69,6 +106,7 @@ impl Control {
                             };
                             continue;
                         }
+                        epoch = asked => return Ok(Next::Asked(epoch)),
                         read = reader.read(self.batch, Wait::ForRecords, batch) => read?,
                     }
                 }
@@ -80,12 +118,12 @@ impl Control {
                 self.mode = Mode::Drain;
                 batch.ended = false;
             }
-            if batch.len() > 0 {
-                return Ok(true);
+            if batch.has_work() {
+                return Ok(Next::Batch);
             }
             if self.mode == Mode::Drain {
                 self.finished = true;
-                return Ok(false);
+                return Ok(Next::End);
             }
         }
     }

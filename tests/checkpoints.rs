@@ -247,3 +247,76 @@ fn a_stop_and_restart_on_a_shared_broker_resumes_from_the_last_checkpoint() -> R
         Result::Ok(())
     })
 }
+
+#[test]
+fn exactly_once_outputs_appear_when_their_checkpoint_is_kept_and_once() -> Result {
+    let rt = runtime();
+    rt.block_on(async {
+        let broker = dataflow::broker::Broker::new();
+        let connection = Connection::mem(&broker);
+        let options = PipelineOptions::new()
+            .connection(&connection)
+            .group("once")
+            .guarantee(dataflow::Guarantee::ExactlyOnce)
+            .checkpoint_every(Duration::from_secs(3600));
+        let mut producer = connection.producer::<u64>("in").await?;
+        let running = Tagged::builder()
+            .input("in")
+            .out(TopicSpec::new("out").partitions(2))
+            .options(options.clone())
+            .start()
+            .await?;
+        producer.send_batch(0, 0..100).await?;
+        // Processed, but held back until a checkpoint covers them: none is visible yet.
+        let out = broker.open_topic::<(u64, u64)>("out")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while running.metrics().stage("out").map_or(0, |s| s.count) < 100 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the records were never processed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(out.end_offsets().iter().sum::<u64>(), 0, "held back");
+        // The stop takes the last checkpoint, and then they are appended, once.
+        running.shutdown().await?;
+        assert_eq!(out.end_offsets().iter().sum::<u64>(), 100);
+        // A restart finds nothing more to do.
+        Tagged::builder()
+            .input("in")
+            .out("out")
+            .options(options)
+            .start()
+            .await?
+            .shutdown()
+            .await?;
+        let mut values: Vec<u64> = read_all(&connection, "out", 100)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        values.sort_unstable();
+        assert_eq!(values, (0..100).collect::<Vec<_>>());
+        Result::Ok(())
+    })
+}
+
+#[test]
+fn exactly_once_is_refused_where_it_cannot_hold() {
+    let rt = runtime();
+    let refused = rt.block_on(
+        Tagged::builder()
+            .input("in")
+            .out("out")
+            .options(
+                PipelineOptions::new()
+                    .backend("stdio://")
+                    .guarantee(dataflow::Guarantee::ExactlyOnce),
+            )
+            .start(),
+    );
+    assert!(
+        matches!(refused, Err(StartError::State(StateError::ExactlyOnce(_)))),
+        "{refused:?}"
+    );
+}

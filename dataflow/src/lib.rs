@@ -111,7 +111,7 @@ pub use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 pub use crate::error::{PipelineError, StartError};
 pub use crate::graph::{Graph, Node, NodeKind};
 pub use crate::metrics::{Metrics, StageStats};
-pub use crate::options::PipelineOptions;
+pub use crate::options::{Guarantee, PipelineOptions};
 pub use crate::partition::partition_of;
 pub use crate::runtime::checkpoint::error::StateError;
 pub use crate::runtime::port::Port;

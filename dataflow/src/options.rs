@@ -19,6 +19,25 @@ pub struct PipelineOptions {
     pub(crate) group: Option<String>,
     pub(crate) checkpoint_every: std::time::Duration,
     pub(crate) state_dir: Option<std::path::PathBuf>,
+    pub(crate) guarantee: Guarantee,
+}
+
+/// What a pipeline promises about its sinks after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Guarantee {
+    /// Every output reaches its sink at least once: after a crash, the outputs of the records
+    /// processed since the last checkpoint (or commit) are written again. Outputs are written
+    /// as soon as they are made. The default, and the cheaper one.
+    #[default]
+    AtLeastOnce,
+    /// Every output reaches its sink exactly once, as a reader of the sink sees it, whatever
+    /// crashes (pipelines in one process with sinks on the embedded broker: `mem://`,
+    /// `file://`). The outputs of each checkpoint interval are held back, kept in the
+    /// checkpoint, and appended once it is durable: a reader sees them up to one interval
+    /// later, and each output is encoded once more (into the checkpoint). The pipeline must
+    /// be its sinks' only writer. Dead letters stay at-least-once.
+    ExactlyOnce,
 }
 
 impl Default for PipelineOptions {
@@ -34,6 +53,7 @@ impl Default for PipelineOptions {
             group: None,
             checkpoint_every: std::time::Duration::from_secs(1),
             state_dir: None,
+            guarantee: Guarantee::AtLeastOnce,
         }
     }
 }
@@ -130,6 +150,13 @@ impl PipelineOptions {
     /// it is written in the background.
     pub fn checkpoint_every(mut self, interval: std::time::Duration) -> Self {
         self.checkpoint_every = interval.max(std::time::Duration::from_millis(10));
+        self
+    }
+
+    /// What the pipeline promises about its sinks after a crash (default:
+    /// [`Guarantee::AtLeastOnce`]).
+    pub fn guarantee(mut self, guarantee: Guarantee) -> Self {
+        self.guarantee = guarantee;
         self
     }
 

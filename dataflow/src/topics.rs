@@ -37,7 +37,7 @@ pub fn internal<'a, T: Exchange>(
 
 /// A buffer for the values a task writes to `topic`.
 pub async fn output<T: Deliver>(topic: &Port<T>) -> Result<Output<T>, PipelineError> {
-    Ok(Output::new(&**topic.topic().await?).await?)
+    topic.output().await
 }
 
 /// Starts a segment reading `input`, one task per partition.

@@ -48,6 +48,12 @@ pub(crate) trait LogTopic<T>: Send + Sync {
         None
     }
 
+    /// The end offset of each partition, where the backend keeps them in this process (the
+    /// embedded broker): an exactly-once sink needs them.
+    fn end_offsets(&self) -> Option<Vec<u64>> {
+        None
+    }
+
     /// A task of the pipeline failed: writers waiting for room in this topic give up (with
     /// [`BackendError::Closed`]), and readers of an in-process topic end, so that no task waits
     /// for one that is gone. Only called on the internal topics of one pipeline run.

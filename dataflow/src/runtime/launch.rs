@@ -16,13 +16,14 @@ use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::{PipelineError, StartError};
 use crate::graph::Graph;
 use crate::metrics::Registry;
-use crate::options::{BackendChoice, PipelineOptions};
+use crate::options::{BackendChoice, Guarantee, PipelineOptions};
 use crate::runtime::checkpoint::coordinator::Coordinator;
 use crate::runtime::checkpoint::snapshot::Checkpoint;
 use crate::runtime::checkpoint::store::{CheckpointStore, Files, InBroker};
+use crate::runtime::checkpoint::transaction::Sinks;
 use crate::runtime::checkpoint::{self, error::StateError};
 use crate::runtime::frame::{Frame, FramedTopic};
-use crate::runtime::port::Port;
+use crate::runtime::port::{Port, Transaction};
 use crate::runtime::rejoin::Rejoin;
 use crate::runtime::running::{Running, Segment};
 use crate::runtime::task::{CheckpointSetup, Mode, Task, TaskSetup};
@@ -69,6 +70,8 @@ pub struct Launch {
 /// A pipeline's checkpoints while it starts.
 struct Checkpoints {
     coordinator: Coordinator,
+    /// In an exactly-once pipeline, what its sinks need.
+    transaction: Option<Transaction>,
     restored: Arc<Option<Checkpoint>>,
     /// Tasks declared so far.
     tasks: usize,
@@ -103,6 +106,14 @@ impl Launch {
         let spec =
             TopicSpec::dead_letters(format!("{prefix}.dead-letters"), StoredDeadLetter::codec());
         let stored_dead_letters = Port::open(connection.backend(), spec, options.codec).await?;
+        let exactly_once = options.guarantee == Guarantee::ExactlyOnce;
+        if exactly_once && connection.broker().is_none() {
+            return Err(StateError::ExactlyOnce(format!(
+                "pipelines on {}:// are at-least-once: exactly-once needs sinks on the embedded broker (mem://, file://)",
+                connection.scheme()
+            ))
+            .into());
+        }
         let checkpoints = if connection.backend().shared_between_processes() {
             None
         } else {
@@ -112,16 +123,23 @@ impl Launch {
             if let Some(checkpoint) = &restored {
                 checkpoint.check(&prefix, fingerprint, "the latest checkpoint")?;
             }
+            let sinks = Sinks::default();
             let coordinator = Coordinator::new(
                 prefix.clone(),
                 fingerprint,
                 options.checkpoint_every,
                 store,
+                sinks.clone(),
                 restored.as_ref(),
             );
+            let restored = Arc::new(restored);
             Some(Checkpoints {
                 coordinator,
-                restored: Arc::new(restored),
+                transaction: exactly_once.then(|| Transaction {
+                    sinks,
+                    restored: Arc::clone(&restored),
+                }),
+                restored,
                 tasks: 0,
                 segment_tasks: Vec::new(),
                 writers: Vec::new(),
@@ -167,6 +185,17 @@ impl Launch {
                 Ok(Port::probe(self.backend(), spec, self.options.codec).await?)
             }
         }
+        .map(|port| {
+            // Sources take no part in it: only the outputs of a port are held back.
+            match self
+                .checkpoints
+                .as_ref()
+                .and_then(|c| c.transaction.clone())
+            {
+                Some(transaction) => port.transactional(transaction),
+                None => port,
+            }
+        })
     }
 
     /// The internal topic that joins two segments at node `node`, with `partitions`

@@ -10,6 +10,7 @@ use crate::backend::log::{LogTopic, LogWriter};
 use crate::codec::CodecError;
 use crate::error::PipelineError;
 use crate::partition::partition_of;
+use crate::runtime::checkpoint::transaction::{AppendLater, HeldOutputs};
 use crate::stage::Key;
 
 /// Values bound for one topic, buffered during a batch.
@@ -24,6 +25,41 @@ pub struct Output<T> {
     pub(crate) rejected: Vec<Rejected>,
     /// Boxes a rejected value; made where `T`'s bounds are known, so that `flush` needs none.
     erase: fn(T) -> Arc<dyn Any + Send + Sync>,
+    /// For a sink of an exactly-once pipeline: how outputs are held back.
+    hold: Option<Hold<T>>,
+    /// Outputs held back by the flushes since the last checkpoint.
+    pub(crate) held: Vec<HeldOutputs>,
+}
+
+/// How an exactly-once sink holds its outputs back: encoded for the checkpoint, and appended
+/// by the checkpoint's keeper once it is durable.
+struct Hold<T> {
+    topic: Arc<dyn LogTopic<T>>,
+    encode: fn(&T) -> Result<Vec<u8>, CodecError>,
+    append: fn(Arc<dyn LogTopic<T>>, u32, Vec<T>) -> AppendLater,
+}
+
+fn append_held<T: Send + Sync + 'static>(
+    topic: Arc<dyn LogTopic<T>>,
+    partition: u32,
+    mut values: Vec<T>,
+) -> AppendLater {
+    Box::new(move || {
+        Box::pin(async move {
+            let mut writer = topic.writer().await?;
+            writer.append(partition, &mut values, None).await
+        })
+    })
+}
+
+/// How held-back outputs are encoded in a checkpoint.
+pub(crate) fn held_codec() -> crate::codec::Codec {
+    crate::codec::Codec::bincode().max_bytes(usize::MAX)
+}
+
+fn encode_held<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut bytes = Vec::new();
+    held_codec().encode(value, &mut bytes).map(|()| bytes)
 }
 
 fn erase<T: Send + Sync + 'static>(value: T) -> Arc<dyn Any + Send + Sync> {
@@ -47,7 +83,24 @@ impl<T: Send + Sync + 'static> Output<T> {
             failed: Vec::new(),
             rejected: Vec::new(),
             erase: erase::<T>,
+            hold: None,
+            held: Vec::new(),
         })
+    }
+
+    /// An output to the sink `topic` of an exactly-once pipeline: what it flushes is held
+    /// back until the checkpoint that covers it is durable.
+    pub(crate) async fn held(topic: &Arc<dyn LogTopic<T>>) -> Result<Self, BackendError>
+    where
+        T: serde::Serialize,
+    {
+        let mut output = Self::new(&**topic).await?;
+        output.hold = Some(Hold {
+            topic: Arc::clone(topic),
+            encode: encode_held::<T>,
+            append: append_held::<T>,
+        });
+        Ok(output)
     }
 }
 
@@ -61,6 +114,9 @@ impl<T> Output<T> {
     /// full. A value that does not encode is kept in `rejected` (a dead letter for the
     /// caller), and the others are written.
     pub(crate) async fn flush(&mut self) -> Result<(), PipelineError> {
+        if let Some(hold) = &self.hold {
+            return hold.hold(&self.topic, &mut self.buffers, &mut self.held);
+        }
         for (partition, values) in self.buffers.iter_mut().enumerate() {
             if values.is_empty() {
                 continue;
@@ -125,5 +181,35 @@ impl<K: Key, V> Output<(K, V)> {
     pub fn push_pair(&mut self, pair: (K, V)) {
         let partition = partition_of(&pair.0, self.buffers.len() as u32);
         self.buffers[partition as usize].push(pair);
+    }
+}
+
+impl<T> Hold<T> {
+    /// Takes what `buffers` hold, encoded and ready to append.
+    fn hold(
+        &self,
+        name: &str,
+        buffers: &mut [Vec<T>],
+        held: &mut Vec<HeldOutputs>,
+    ) -> Result<(), PipelineError> {
+        for (partition, values) in buffers.iter_mut().enumerate() {
+            if values.is_empty() {
+                continue;
+            }
+            let records = values
+                .iter()
+                .map(self.encode)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(BackendError::from)?;
+            let values = std::mem::take(values);
+            let partition = partition as u32;
+            held.push(HeldOutputs {
+                topic: name.to_owned(),
+                partition,
+                records,
+                append: (self.append)(Arc::clone(&self.topic), partition, values),
+            });
+        }
+        Ok(())
     }
 }

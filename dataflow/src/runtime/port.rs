@@ -11,6 +11,11 @@ use crate::backend::mem::EmbeddedTopic;
 use crate::backend::open::{self, Probed};
 use crate::backend::store::Backend;
 use crate::codec::Codec;
+use crate::error::PipelineError;
+use crate::runtime::checkpoint::error::StateError;
+use crate::runtime::checkpoint::snapshot::Checkpoint;
+use crate::runtime::checkpoint::transaction::{SinkTopic, Sinks, recover};
+use crate::runtime::output::Output;
 use crate::spec::TopicSpec;
 use crate::stage::Deliver;
 
@@ -33,6 +38,18 @@ struct Inner<T> {
     /// A topic of the embedded broker, bound as it is or found in memory when probed.
     embedded: Option<Topic<T>>,
     topic: OnceCell<Arc<dyn LogTopic<T>>>,
+    /// In an exactly-once pipeline: where its outputs are held back.
+    transaction: Option<Transaction>,
+    /// Set once the sink is registered and its held-back outputs are complete.
+    ready: OnceCell<()>,
+}
+
+/// What an exactly-once pipeline's sinks need.
+#[derive(Clone)]
+pub(crate) struct Transaction {
+    pub(crate) sinks: Sinks,
+    /// The checkpoint the pipeline started from: its outputs are completed first.
+    pub(crate) restored: Arc<Option<Checkpoint>>,
 }
 
 impl<T> Clone for Port<T> {
@@ -82,6 +99,19 @@ impl<T: Send + Sync + 'static> Port<T> {
                 codec,
                 embedded,
                 topic: OnceCell::new(),
+                transaction: None,
+                ready: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The same port, a sink of an exactly-once pipeline.
+    pub(crate) fn transactional(self, transaction: Transaction) -> Self {
+        let inner = Arc::try_unwrap(self.inner).ok().expect("not shared yet");
+        Self {
+            inner: Arc::new(Inner {
+                transaction: Some(transaction),
+                ..inner
             }),
         }
     }
@@ -124,6 +154,36 @@ impl<T: Deliver> Port<T> {
     ) -> Result<Self, BackendError> {
         let topic = open::open::<T>(&**backend, &spec, codec).await?;
         Ok(Self::from_topic(backend, spec, topic, codec))
+    }
+
+    /// An output that writes to this topic: in an exactly-once pipeline, one that holds its
+    /// outputs back, once the sink is registered and the outputs of the checkpoint the
+    /// pipeline started from are complete.
+    pub(crate) async fn output(&self) -> Result<Output<T>, PipelineError> {
+        let topic = self.topic().await?;
+        let Some(transaction) = &self.inner.transaction else {
+            return Ok(Output::new(&**topic).await?);
+        };
+        self.inner
+            .ready
+            .get_or_try_init(|| async {
+                if topic.end_offsets().is_none() {
+                    return Err(StateError::ExactlyOnce(format!(
+                        "sink `{}` is not a topic of the embedded broker",
+                        topic.name()
+                    )));
+                }
+                let sink = SinkTopic {
+                    topic: Arc::clone(topic),
+                };
+                if let Some(checkpoint) = transaction.restored.as_ref() {
+                    recover(&sink, topic.name(), &checkpoint.outputs).await?;
+                }
+                transaction.sinks.register(topic.name(), Arc::new(sink));
+                Ok(())
+            })
+            .await?;
+        Ok(Output::held(topic).await?)
     }
 
     /// The topic, opened for its values (once; later calls share it).

@@ -151,6 +151,10 @@ impl<T: Clone + Send + Sync + 'static> LogTopic<T> for EmbeddedTopic<T> {
         }))
     }
 
+    fn end_offsets(&self) -> Option<Vec<u64>> {
+        Some(self.topic.end_offsets())
+    }
+
     fn fail(&self) {
         if self.closable {
             self.topic.close();

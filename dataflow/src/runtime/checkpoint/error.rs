@@ -45,6 +45,24 @@ pub enum StateError {
         /// Why.
         reason: String,
     },
+    /// An exactly-once sink was written by someone else since the checkpoint: its end offset
+    /// is not where the checkpoint's outputs put it, so they cannot be completed once.
+    #[error(
+        "exactly-once sink `{topic}` partition {partition} ends at {found}, the checkpoint expects {expected}: the pipeline must be its only writer"
+    )]
+    SinkMoved {
+        /// The sink topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// Where the checkpoint expects it to end.
+        expected: String,
+        /// Where it ends.
+        found: u64,
+    },
+    /// Exactly-once was asked for where it cannot hold.
+    #[error("exactly-once: {0}")]
+    ExactlyOnce(String),
     /// Reading or writing the state directory failed (a full disk, permissions).
     #[error("state directory {path}: {message}")]
     Io {

@@ -24,8 +24,10 @@ pub(crate) mod coordinator;
 pub(crate) mod error;
 pub(crate) mod snapshot;
 pub(crate) mod store;
+pub(crate) mod transaction;
 
 use snapshot::{SavedState, SourcePosition};
+use transaction::HeldOutputs;
 
 /// The fingerprint of a graph: its checkpoints fit only a pipeline with the same one. Stable
 /// across builds (a CRC of the graph's description, not the standard library's hasher).
@@ -60,13 +62,15 @@ pub(crate) enum Report {
         task: usize,
         sources: Vec<SourcePosition>,
         states: Vec<SavedState>,
+        /// An exactly-once task's outputs of the epoch, held back.
+        outputs: Vec<HeldOutputs>,
     },
     /// Task `task` ended. When it drained its input (a stop, or the end of its sources), `last`
     /// holds where it stopped, and `commit` commits its sources there once the last checkpoint
     /// is kept; after a failure, `last` is `None` and no last checkpoint is taken.
     Ended {
         task: usize,
-        last: Option<(Vec<SourcePosition>, Vec<SavedState>)>,
+        last: Option<(Vec<SourcePosition>, Vec<SavedState>, Vec<HeldOutputs>)>,
         commit: Option<CommitLater>,
     },
 }

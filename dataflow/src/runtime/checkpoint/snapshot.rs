@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::StateError;
+use super::transaction::KeptOutputs;
 
 const MAGIC: &[u8; 8] = b"DFCKPT01";
 
@@ -41,6 +42,8 @@ pub(crate) struct Checkpoint {
     pub(crate) epoch: u64,
     pub(crate) sources: Vec<SourcePosition>,
     pub(crate) states: Vec<SavedState>,
+    /// Outputs of an exactly-once pipeline appended once this checkpoint is durable.
+    pub(crate) outputs: Vec<KeptOutputs>,
 }
 
 impl Checkpoint {
@@ -128,6 +131,12 @@ mod tests {
                 node: 2,
                 partition: 1,
                 bytes: vec![1, 2, 3],
+            }],
+            outputs: vec![KeptOutputs {
+                topic: "out".to_owned(),
+                partition: 0,
+                start: 9,
+                records: vec![vec![4, 5]],
             }],
         }
     }

@@ -169,6 +169,7 @@ mod tests {
                 next_offset: epoch * 10,
             }],
             states: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 

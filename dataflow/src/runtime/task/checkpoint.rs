@@ -13,6 +13,7 @@ use crate::backend::log::Barrier;
 use crate::error::PipelineError;
 use crate::runtime::checkpoint::error::StateError;
 use crate::runtime::checkpoint::snapshot::{Checkpoint, SavedState, SourcePosition};
+use crate::runtime::checkpoint::transaction::HeldOutputs;
 use crate::runtime::checkpoint::{CommitLater, Link, Report};
 use crate::runtime::state::Snapshot;
 
@@ -28,6 +29,17 @@ pub(crate) struct CheckpointSetup {
     pub(crate) partition: u32,
     /// The checkpoint the pipeline started from.
     pub(crate) restored: Arc<Option<Checkpoint>>,
+}
+
+/// Where a task that drained its input stopped.
+pub(super) struct Stopped<'a, 'b> {
+    /// The topic it read.
+    pub(super) topic: &'a str,
+    /// The last record it processed in each partition.
+    pub(super) positions: &'a [Position],
+    pub(super) states: &'a mut [&'b mut dyn Snapshot],
+    /// Its outputs held back since the last checkpoint (exactly-once).
+    pub(super) outputs: Vec<HeldOutputs>,
 }
 
 pub(super) struct Checkpoints {
@@ -117,6 +129,7 @@ impl Checkpoints {
         topic: &str,
         positions: &[Position],
         states: &mut [&mut dyn Snapshot],
+        outputs: Vec<HeldOutputs>,
         mode: &mut watch::Receiver<Mode>,
     ) -> Result<(), PipelineError> {
         self.passed = epoch;
@@ -126,6 +139,7 @@ impl Checkpoints {
             task: self.setup.task,
             sources,
             states: self.save(states)?,
+            outputs,
         };
         // The coordinator is gone only once the pipeline stops: nothing to wait for then.
         let _ = self.setup.link.reports.send(report);
@@ -163,13 +177,15 @@ impl Checkpoints {
     /// to commit its sources there once the last checkpoint is kept.
     pub(super) fn end(
         &mut self,
-        last: Option<(&str, &[Position], &mut [&mut dyn Snapshot])>,
+        last: Option<Stopped<'_, '_>>,
         commit: Option<CommitLater>,
     ) -> Result<(), PipelineError> {
         let last = match last {
-            Some((topic, positions, states)) => {
-                Some((self.sources(topic, positions), self.save(states)?))
-            }
+            Some(stopped) => Some((
+                self.sources(stopped.topic, stopped.positions),
+                self.save(stopped.states)?,
+                stopped.outputs,
+            )),
             None => None,
         };
         let _ = self.setup.link.reports.send(Report::Ended {

@@ -27,6 +27,7 @@ use crate::graph::Graph;
 use crate::metrics::TaskMetrics;
 use crate::runtime::checkpoint::CommitLater;
 use crate::runtime::checkpoint::error::StateError;
+use crate::runtime::checkpoint::transaction::HeldOutputs;
 use crate::runtime::output::Output;
 use crate::runtime::state::{KeyedState, Snapshot};
 use crate::stage::Exchange;
@@ -41,7 +42,7 @@ pub(crate) use checkpoint::CheckpointSetup;
 pub use context::Cx;
 pub(crate) use read::Mode;
 
-use checkpoint::Checkpoints;
+use checkpoint::{Checkpoints, Stopped};
 use context::{Failure, Sampling};
 use dead_letters::{DeadInput, DeadLetters};
 use read::{Control, Next};
@@ -85,6 +86,8 @@ pub struct Task<In> {
     processed: Vec<Position>,
     /// The error that ended the reads, returned by [`Task::end`].
     error: Option<PipelineError>,
+    /// An exactly-once task's outputs since the last checkpoint, held back.
+    held: Vec<HeldOutputs>,
     /// Boxes an input value for a dead letter; made where `In: Exchange` is known, so that the
     /// task's methods need only `In: Clone`.
     erase: fn(In) -> Arc<dyn Any + Send + Sync>,
@@ -151,6 +154,7 @@ impl<In: Exchange> Task<In> {
             checkpoints,
             processed: Vec::new(),
             error: None,
+            held: Vec::new(),
             erase: erase::<In>,
             encode: encode::<In>,
             commit_later: commit_later::<In>,
@@ -275,6 +279,7 @@ impl<In: Clone> Task<In> {
     /// step, carrying that value and the position of the batch's last input record.
     pub async fn flush<T>(&mut self, output: &mut Output<T>) -> Result<(), PipelineError> {
         output.flush().await?;
+        self.held.append(&mut output.held);
         if let Some(checkpoints) = &self.checkpoints
             && let Some(epoch) = checkpoints.due
         {
@@ -321,8 +326,9 @@ impl<In: Clone> Task<In> {
                 if let Some(epoch) = checkpoints.due.take() {
                     let mut mode = self.control.signal();
                     let topic = &self.letters.topic;
+                    let held = std::mem::take(&mut self.held);
                     checkpoints
-                        .pass(epoch, topic, &self.processed, states, &mut mode)
+                        .pass(epoch, topic, &self.processed, states, held, &mut mode)
                         .await?;
                 }
                 // With checkpoints, a source commits only what a kept checkpoint covers.
@@ -387,7 +393,13 @@ impl<In: Clone> Task<In> {
     pub async fn end_with(mut self, states: &mut [&mut dyn Snapshot]) -> Result<(), PipelineError> {
         if let Some(checkpoints) = &mut self.checkpoints {
             let clean = self.error.is_none();
-            let last = clean.then_some((self.letters.topic.as_str(), &*self.processed, states));
+            let held = std::mem::take(&mut self.held);
+            let last = clean.then_some(Stopped {
+                topic: self.letters.topic.as_str(),
+                positions: &self.processed,
+                states,
+                outputs: held,
+            });
             // A source's group commits where the last checkpoint left it, once it is kept.
             let commit = match (clean && checkpoints.is_source(), self.reader.take()) {
                 (true, Some(reader)) => Some((self.commit_later)(reader, self.processed.clone())),

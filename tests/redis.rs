@@ -149,6 +149,50 @@ fn records_from_redis_cli_are_read_and_the_output_is_readable_json() -> Result {
     Ok(())
 }
 
+/// Entry ids are two 64-bit numbers, and other tools choose their own: every id Redis accepts
+/// is processed, in order, whether or not it packs into a 64-bit position (issue 15, item 1:
+/// `1-1048576` used to fail the task and stall the partition for ever).
+#[test]
+fn every_entry_id_redis_accepts_is_processed_in_order() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    let ids = [
+        "1-1",
+        "1-1048576",
+        "2-0",
+        "9000000000000-0",
+        "9000000000000-18446744073709551615",
+        "18446744073709551615-0",
+        "18446744073709551615-18446744073709551615",
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        server.cli(&["XADD", "ids:0", id, "payload", &format!("\"entry {i}\"")]);
+    }
+    runtime().block_on(async {
+        let running = Shout::builder()
+            .input(TopicSpec::new("ids").json())
+            .output(TopicSpec::new("ids-out").json())
+            .options(PipelineOptions::new().backend(&server.url()).group("ids"))
+            .start()
+            .await?;
+        let connection = running.connection().clone();
+        let seen = read_until::<String>(&connection, TopicSpec::new("ids-out").json(), |s| {
+            s.len() >= ids.len()
+        })
+        .await?;
+        let expected: Vec<String> = (0..ids.len()).map(|i| format!("ENTRY {i}")).collect();
+        assert_eq!(seen, expected);
+        let metrics = running.shutdown().await?;
+        assert_eq!(metrics.outages, 0, "{metrics}");
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    // Every entry was acknowledged by its real id.
+    let pending = server.cli(&["XPENDING", "ids:0", "ids.segment-0"]);
+    assert!(pending.starts_with('0'), "pending entries left: {pending}");
+    Ok(())
+}
+
 #[test]
 fn a_stage_failure_on_redis_is_a_dead_letter_with_the_input_value() -> Result {
     let Some(server) = RedisServer::start() else {

@@ -25,7 +25,8 @@ pub(crate) use adapter::Bytes;
 pub struct Delivery {
     /// Its partition.
     pub partition: u32,
-    /// Its offset in the partition (on Redis, the entry id packed as `ms << 20 | seq`).
+    /// Its offset in the partition (on Redis, the entry id packed as `ms << 20 | seq` when
+    /// that fits, see the `redis` module).
     pub offset: u64,
     /// When it was appended, in nanoseconds since the Unix epoch.
     pub timestamp_nanos: u64,

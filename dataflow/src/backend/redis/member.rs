@@ -7,7 +7,8 @@ use std::time::Duration;
 use redis::Value;
 use tokio::time::Instant;
 
-use super::{Link, bytes, id_to_offset, now_millis, offset_to_id, stream_key};
+use super::position::EntryId;
+use super::{Link, bytes, now_millis, stream_key};
 use crate::backend::{BackendError, BoxFuture, Delivery, RemoteMember};
 
 /// Extends a lease only if this member still holds it.
@@ -55,8 +56,12 @@ pub(crate) struct RedisMember {
     blocking: Link,
     lease: Duration,
     owned: BTreeMap<u32, Owned>,
-    /// Entries returned and not yet acknowledged, per partition, in order.
-    unacked: HashMap<u32, VecDeque<u64>>,
+    /// Entries returned and not yet acknowledged, per partition, in order: their positions
+    /// and ids.
+    unacked: HashMap<u32, VecDeque<(u64, EntryId)>>,
+    /// The last position returned in each partition: the next is above it (see
+    /// [`position`](super::position)).
+    last_position: HashMap<u32, u64>,
     last_rebalance: Option<Instant>,
 }
 
@@ -95,6 +100,7 @@ impl RedisMember {
             lease,
             owned: BTreeMap::new(),
             unacked: HashMap::new(),
+            last_position: HashMap::new(),
             last_rebalance: None,
         };
         member.heartbeat().await?;
@@ -298,19 +304,25 @@ impl RedisMember {
                 continue;
             };
             for (entry_id, payload) in entries {
-                let Some(offset) = id_to_offset(&entry_id) else {
+                let Some(id) = EntryId::parse(&entry_id) else {
                     return Err(BackendError::Server {
                         backend: super::BACKEND,
-                        message: format!("entry id `{entry_id}` of `{key}` is out of range"),
+                        message: format!("`{key}` returned `{entry_id}`, not a stream entry id"),
                     });
                 };
                 match payload {
                     Some(payload) => {
-                        self.unacked.entry(partition).or_default().push_back(offset);
+                        let last = self.last_position.get(&partition).copied();
+                        let offset = id.position_after(last);
+                        self.last_position.insert(partition, offset);
+                        self.unacked
+                            .entry(partition)
+                            .or_default()
+                            .push_back((offset, id));
                         out.push(Delivery {
                             partition,
                             offset,
-                            timestamp_nanos: (offset >> 20).saturating_mul(1_000_000),
+                            timestamp_nanos: id.timestamp_nanos(),
                             payload,
                         });
                     }
@@ -491,8 +503,9 @@ impl RemoteMember for RedisMember {
                     continue;
                 };
                 let mut ids = Vec::new();
-                while unacked.front().is_some_and(|&o| o <= offset) {
-                    ids.push(offset_to_id(unacked.pop_front().expect("checked")));
+                while unacked.front().is_some_and(|&(o, _)| o <= offset) {
+                    let (_, id) = unacked.pop_front().expect("checked");
+                    ids.push(id.to_string());
                 }
                 if !ids.is_empty() {
                     any = true;

@@ -8,6 +8,9 @@
 //! - a consumer group is a Redis consumer group on every stream of the topic; a member reads
 //!   only the partitions it is assigned (live members, sorted, share partitions round-robin),
 //!   each guarded by a lease key that expires if the member dies;
+//! - a record's offset is its entry id packed as `ms << 20 | seq` when that fits (every id
+//!   `XADD *` makes), else one more than the offset before it: any id Redis accepts is read
+//!   (ids of other tools may not fit: `1-1048576`, `9000000000000-0`);
 //! - commit is `XACK` of every entry up to the committed one; a member that takes a
 //!   partition over first moves the previous owner's pending entries to itself
 //!   (`XAUTOCLAIM`) and reads them again before new ones;
@@ -33,6 +36,7 @@ use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, R
 use super::{BackendError, BackendUrl, BoxFuture, RemoteBackend, RemoteMember, RemoteProducer};
 
 mod member;
+mod position;
 
 use member::RedisMember;
 
@@ -598,39 +602,11 @@ fn server(err: &RedisError) -> BackendError {
     }
 }
 
-/// Entry id `ms-seq` as one ordered `u64`: `ms << 20 | seq`.
-pub(crate) fn id_to_offset(id: &str) -> Option<u64> {
-    let (ms, seq) = id.split_once('-')?;
-    let (ms, seq) = (ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?);
-    (ms < 1 << 43 && seq < 1 << 20).then_some(ms << 20 | seq)
-}
-
-/// The entry id of an offset made by [`id_to_offset`].
-pub(crate) fn offset_to_id(offset: u64) -> String {
-    format!("{}-{}", offset >> 20, offset & ((1 << 20) - 1))
-}
-
 /// The bytes of a bulk string (or of a simple string).
 pub(crate) fn bytes(value: Value) -> Option<Vec<u8>> {
     match value {
         Value::BulkString(bytes) => Some(bytes),
         Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entry_ids_round_trip_in_order() {
-        let a = id_to_offset("1700000000000-0").unwrap();
-        let b = id_to_offset("1700000000000-7").unwrap();
-        let c = id_to_offset("1700000000001-0").unwrap();
-        assert!(a < b && b < c);
-        assert_eq!(offset_to_id(b), "1700000000000-7");
-        assert_eq!(id_to_offset("nonsense"), None);
-        assert_eq!(id_to_offset("1-99999999"), None);
     }
 }

@@ -13,7 +13,7 @@ use dataflow::{
 };
 use support::KillPoints;
 use support::pipelines::{Copy, Result, SlowCopy, Unlucky, Visit, Visits, WordCount, runtime};
-use support::redis::RedisServer;
+use support::redis::{NotRedis, RedisServer};
 
 #[pipeline]
 fn shout(input: Source<String>, output: Sink<String>) {
@@ -444,6 +444,8 @@ fn r18_a_wrong_password_fails_fast_and_is_never_printed() -> Result {
     Ok(())
 }
 
+/// A user without `+xadd` is refused when the producer is made, before anything is sent; and
+/// one whose right is taken away later gets the refusal from the send itself.
 #[test]
 fn r18_a_user_without_xadd_is_refused_and_nothing_is_written() -> Result {
     let Some(server) = RedisServer::start() else {
@@ -463,13 +465,138 @@ fn r18_a_user_without_xadd_is_refused_and_nothing_is_written() -> Result {
     let url = format!("redis://reader:reader-pw@127.0.0.1:{}", server.port);
     let err = rt.block_on(async {
         let connection = Connection::open(&url).await?;
-        let mut producer = connection.producer::<u64>("acl-topic").await?;
-        producer.send_batch(0, [1, 2, 3]).await
+        connection
+            .producer::<u64>(TopicSpec::new("acl-topic").partitions(2))
+            .await
+            .map(drop)
     });
     let err = err.unwrap_err();
     assert!(matches!(err, BackendError::Auth { .. }), "{err:?}");
     assert!(err.to_string().contains("xadd"), "{err}");
     assert_eq!(server.cli(&["XLEN", "acl-topic:0"]).trim(), "0");
+    // The right taken away after the producer was made: the send fails, nothing is written.
+    server.cli(&["ACL", "SETUSER", "reader", "+xadd"]);
+    let err = rt.block_on(async {
+        let connection = Connection::open(&url).await?;
+        let mut producer = connection.producer::<u64>("acl-topic").await?;
+        server.cli(&["ACL", "SETUSER", "reader", "-xadd"]);
+        producer.send_batch(0, [1, 2, 3]).await
+    });
+    let err = err.unwrap_err();
+    assert!(matches!(err, BackendError::Auth { .. }), "{err:?}");
+    assert_eq!(server.cli(&["XLEN", "acl-topic:0"]).trim(), "0");
+    Ok(())
+}
+
+/// Issue 15, item 2: a pipeline whose user may not write its sink fails before it reads a
+/// record (its output checks `XADD` on every stream first), so nothing is read, counted as
+/// output or committed; the refusal is the pipeline's error.
+#[test]
+fn r22_a_pipeline_that_may_not_write_its_sink_reads_nothing() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    // Anything but writing `nowrite-out`.
+    server.cli(&[
+        "ACL",
+        "SETUSER",
+        "app",
+        "on",
+        ">app-pw",
+        "~nowrite-in:*",
+        "~nowrite.*",
+        "~dataflow:*",
+        "%R~nowrite-out:*",
+        "+@all",
+    ]);
+    let rt = runtime();
+    let connection = rt.block_on(Connection::open(&server.url()))?;
+    rt.block_on(async {
+        let mut producer = connection
+            .producer::<u64>(TopicSpec::new("nowrite-in").partitions(2))
+            .await?;
+        producer.send_batch(0, [1, 2]).await?;
+        producer.send_batch(1, [3]).await?;
+        Ok::<_, BackendError>(())
+    })?;
+    let url = format!("redis://app:app-pw@127.0.0.1:{}", server.port);
+    let running = rt.block_on(
+        Copy::builder()
+            .input(TopicSpec::new("nowrite-in").partitions(2))
+            .output(TopicSpec::new("nowrite-out").partitions(2))
+            .options(PipelineOptions::new().backend(&url).group("nowrite"))
+            .start(),
+    )?;
+    // Time enough for a task to read its partition, had it started.
+    std::thread::sleep(Duration::from_secs(2));
+    let metrics = running.metrics();
+    assert!(
+        metrics.stages.iter().all(|stage| stage.count == 0),
+        "records were processed: {metrics}"
+    );
+    let err = rt
+        .block_on(running.shutdown())
+        .expect_err("the sink is read-only");
+    assert!(
+        matches!(&err, PipelineError::Backend(BackendError::Auth { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("nowrite-out"), "{err}");
+    for partition in 0..2 {
+        let stream = format!("nowrite-in:{partition}");
+        let pending = server.cli(&["XPENDING", &stream, "nowrite.segment-0"]);
+        assert!(pending.starts_with('0'), "read, not committed: {pending}");
+        let groups = server.cli(&["XINFO", "GROUPS", &stream]);
+        assert!(
+            groups.contains("last-delivered-id\n0-0\n"),
+            "entries were delivered: {groups}"
+        );
+    }
+    assert_eq!(server.cli(&["XLEN", "nowrite-out:0"]).trim(), "0");
+    Ok(())
+}
+
+/// A user who may not read with a consumer group is refused when it joins, before a read.
+#[test]
+fn r18_a_user_without_xreadgroup_is_refused_when_it_joins() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    server.cli(&[
+        "ACL",
+        "SETUSER",
+        "writer",
+        "on",
+        ">writer-pw",
+        "~*",
+        "+@all",
+        "-xreadgroup",
+    ]);
+    let rt = runtime();
+    let url = format!("redis://writer:writer-pw@127.0.0.1:{}", server.port);
+    let err = rt
+        .block_on(async {
+            let connection = Connection::open(&url).await?;
+            connection
+                .reader::<u64>("noread", "readers")
+                .await
+                .map(drop)
+        })
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Auth { .. }), "{err:?}");
+    assert!(err.to_string().contains("xreadgroup"), "{err}");
+    // A pipeline reading with that user does not start.
+    let refused = rt.block_on(
+        Copy::builder()
+            .input("noread")
+            .output("noread-out")
+            .options(PipelineOptions::new().backend(&url))
+            .start(),
+    );
+    let Err(err) = refused else {
+        panic!("a pipeline started without the right to read its source");
+    };
+    assert!(err.to_string().contains("xreadgroup"), "{err}");
     Ok(())
 }
 
@@ -785,6 +912,72 @@ fn a_producer_held_back_by_a_failed_segment_gives_up() -> Result {
         matches!(&err, PipelineError::Backend(BackendError::Auth { .. })),
         "{err:?}"
     );
+    Ok(())
+}
+
+/// Issue 15, items 5 and 6, and issue 13 section 4: what connecting to the wrong thing, or
+/// with values that cannot work, says.
+#[test]
+fn bad_redis_urls_and_servers_say_what_is_wrong() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let open = |url: String| {
+        rt.block_on(async {
+            // Bounds the test; the connect timeout is what ends each attempt.
+            tokio::time::timeout(Duration::from_secs(30), Connection::open(&url))
+                .await
+                .expect("connecting gave up in time")
+        })
+        .expect_err("refused")
+    };
+    // Values that cannot work, refused although the server is fine.
+    for bad in [
+        "lease_ms=0",
+        "max_len=0",
+        "max_age_ms=0",
+        "connect_timeout_ms=0",
+    ] {
+        let err = open(format!("{}?{bad}", server.url()));
+        assert!(
+            matches!(&err, BackendError::InvalidUrl { reason, .. } if reason.contains(bad)),
+            "{bad}: {err:?}"
+        );
+    }
+    let hint = "if the server requires TLS";
+    // Nothing listens: refused, and no TLS hint.
+    let err = open(format!(
+        "redis://127.0.0.1:{}?connect_timeout_ms=300",
+        support::free_port()
+    ));
+    assert!(matches!(err, BackendError::Unreachable { .. }), "{err:?}");
+    assert!(!err.to_string().contains(hint), "{err}");
+    // A name that does not resolve: no TLS hint either.
+    let err = open("redis://no-such-host.invalid:6379?connect_timeout_ms=300".to_owned());
+    assert!(matches!(err, BackendError::Unreachable { .. }), "{err:?}");
+    assert!(!err.to_string().contains(hint), "{err}");
+    // An HTTP server: not Redis, said so, fatal.
+    let http = NotRedis::http();
+    let err = open(format!("redis://127.0.0.1:{}", http.port));
+    assert!(err.to_string().contains("not a Redis server"), "{err}");
+    assert!(err.is_fatal(), "{err:?}");
+    // TLS to it: a TLS error, and never the hint to use TLS.
+    let err = open(format!(
+        "rediss://127.0.0.1:{}?connect_timeout_ms=300",
+        http.port
+    ));
+    assert!(matches!(err, BackendError::Tls { .. }), "{err:?}");
+    assert!(!err.to_string().contains(hint), "{err}");
+    // A server that never answers: given up after the URL's connect timeout, saying so.
+    let silent = NotRedis::silent();
+    let err = open(format!(
+        "redis://127.0.0.1:{}?connect_timeout_ms=300",
+        silent.port
+    ));
+    assert!(matches!(err, BackendError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("connect_timeout_ms"), "{err}");
+    assert!(!err.to_string().contains(hint), "{err}");
     Ok(())
 }
 

@@ -253,3 +253,42 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A loopback port where something that is not Redis listens, for the error tests.
+pub struct NotRedis {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl NotRedis {
+    /// A server that answers every request as an HTTP server would (`400 Bad Request`).
+    pub fn http() -> Self {
+        Self::serve(|mut stream| {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        })
+    }
+
+    /// A server that accepts connections and never answers (a host behind a black hole
+    /// looks the same to a client, minus the accept).
+    pub fn silent() -> Self {
+        Self::serve(|stream| {
+            // Held open, unread, until the test process ends.
+            std::mem::forget(stream);
+        })
+    }
+
+    fn serve(handle: fn(TcpStream)) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || handle(stream));
+            }
+        });
+        Self { port }
+    }
+}

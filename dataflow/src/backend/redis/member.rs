@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::Value;
 use tokio::time::Instant;
 
+use super::access::{self, MemberKeys};
 use super::position::EntryId;
 use super::{Link, bytes, now_millis, stream_key};
 use crate::backend::{BackendError, BoxFuture, Delivery, RemoteMember};
@@ -103,6 +104,12 @@ impl RedisMember {
             last_position: HashMap::new(),
             last_rebalance: None,
         };
+        let members = member.members_key();
+        let keys = MemberKeys {
+            members: &members,
+            leases: (0..partitions).map(|p| member.lease_key(p)).collect(),
+        };
+        access::check_read(&mut member.commands, topic, group, partitions, &keys).await?;
         member.heartbeat().await?;
         Ok(member)
     }

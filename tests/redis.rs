@@ -193,6 +193,49 @@ fn every_entry_id_redis_accepts_is_processed_in_order() -> Result {
     Ok(())
 }
 
+/// Issue 15, item 10: streams another tool wrote past the partitions a pipeline declares are
+/// refused at start, with the count that would read them, instead of being ignored.
+#[test]
+fn streams_beyond_the_declared_partitions_are_refused_not_ignored() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    for partition in 0..4 {
+        let stream = format!("extra:{partition}");
+        let json = format!("\"from {partition}\"");
+        server.cli(&["XADD", &stream, "*", "payload", &json]);
+    }
+    let rt = runtime();
+    let start = |partitions: u32| {
+        rt.block_on(
+            Shout::builder()
+                .input(TopicSpec::new("extra").json().partitions(partitions))
+                .output(TopicSpec::new("extra-out").json())
+                .options(PipelineOptions::new().backend(&server.url()).group("extra"))
+                .start(),
+        )
+    };
+    let Err(err) = start(1) else {
+        panic!("started with 3 streams it would never read");
+    };
+    let shown = err.to_string();
+    assert!(shown.contains("extra:1, extra:2, extra:3"), "{shown}");
+    assert!(shown.contains("declare 4 partitions"), "{shown}");
+    // As the error says: every stream is read.
+    let running = start(4)?;
+    rt.block_on(async {
+        let connection = running.connection().clone();
+        let mut seen = read_until::<String>(&connection, TopicSpec::new("extra-out").json(), |s| {
+            s.len() >= 4
+        })
+        .await?;
+        seen.sort();
+        assert_eq!(seen, ["FROM 0", "FROM 1", "FROM 2", "FROM 3"]);
+        running.shutdown().await?;
+        Ok(())
+    })
+}
+
 #[test]
 fn a_stage_failure_on_redis_is_a_dead_letter_with_the_input_value() -> Result {
     let Some(server) = RedisServer::start() else {

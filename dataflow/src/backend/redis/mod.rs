@@ -4,7 +4,8 @@
 //!
 //! - partition `p` of topic `t` is the stream `t:p`; each entry holds one record in the field
 //!   `payload` (so `redis-cli XADD t:0 '*' payload '{"user":1}'` feeds a JSON topic);
-//! - the topic's partition count is kept in the hash `dataflow:topic:t`;
+//! - the topic's partition count is kept in the hash `dataflow:topic:t`; streams past it
+//!   (`t:4` of a 4-partition topic, written by another tool) are refused, not ignored;
 //! - a consumer group is a Redis consumer group on every stream of the topic; a member reads
 //!   only the partitions it is assigned (live members, sorted, share partitions round-robin),
 //!   each guarded by a lease key that expires if the member dies;
@@ -124,18 +125,23 @@ impl RemoteBackend for RedisBackend {
         Box::pin(async move {
             let key = topic_key(topic);
             let mut link = self.link.lock().await;
-            let _: i64 = link
-                .query(
-                    redis::cmd("HSETNX")
-                        .arg(&key)
-                        .arg("partitions")
-                        .arg(partitions.max(1)),
-                )
-                .await?;
-            let existing: u32 = link
+            let recorded: Option<u32> = link
                 .query(redis::cmd("HGET").arg(&key).arg("partitions"))
                 .await?;
-            Ok(existing.max(1))
+            let count = recorded.unwrap_or(partitions).max(1);
+            // Before the count is recorded, so that a refused declaration can be corrected.
+            refuse_streams_beyond(&mut link, topic, count, recorded.is_some()).await?;
+            if recorded.is_some() {
+                return Ok(count);
+            }
+            let _: i64 = link
+                .query(redis::cmd("HSETNX").arg(&key).arg("partitions").arg(count))
+                .await?;
+            // Another process may have recorded its count first: that one holds.
+            let recorded: u32 = link
+                .query(redis::cmd("HGET").arg(&key).arg("partitions"))
+                .await?;
+            Ok(recorded.max(1))
         })
     }
 
@@ -175,6 +181,54 @@ impl RemoteBackend for RedisBackend {
             Ok(Box::new(member) as Box<dyn RemoteMember>)
         })
     }
+}
+
+/// How many partition numbers past a topic's count [`refuse_streams_beyond`] looks at.
+const BEYOND: u32 = 256;
+
+/// Refuses a topic of `count` partitions whose key space holds streams past them (`t:4` when
+/// `count` is 4, written by another tool, say): they would never be read. Looks at the next
+/// [`BEYOND`] partition numbers, in one round trip.
+async fn refuse_streams_beyond(
+    link: &mut Link,
+    topic: &str,
+    count: u32,
+    recorded: bool,
+) -> Result<(), BackendError> {
+    let mut pipe = redis::pipe();
+    let numbers: Vec<u32> = (count..count.saturating_add(BEYOND)).collect();
+    for &partition in &numbers {
+        pipe.cmd("EXISTS").arg(stream_key(topic, partition));
+    }
+    let exists: Vec<bool> = link.query_pipe(&pipe).await?;
+    let beyond: Vec<u32> = numbers
+        .into_iter()
+        .zip(exists)
+        .filter_map(|(partition, exists)| exists.then_some(partition))
+        .collect();
+    let Some(&last) = beyond.last() else {
+        return Ok(());
+    };
+    let listed: Vec<String> = beyond.iter().map(|&p| stream_key(topic, p)).collect();
+    let fix = if recorded {
+        format!(
+            "`{}` records {count} partitions: raise it (`HSET {} partitions {}`)",
+            topic_key(topic),
+            topic_key(topic),
+            last + 1
+        )
+    } else {
+        format!("declare {} partitions", last + 1)
+    };
+    Err(BackendError::Topic {
+        backend: BACKEND,
+        topic: topic.to_owned(),
+        message: format!(
+            "streams {} exist beyond its {count} partitions and would never be read: {fix}, \
+             or delete them",
+            listed.join(", ")
+        ),
+    })
 }
 
 pub(crate) fn now_millis() -> u64 {

@@ -315,6 +315,65 @@ fn dead_letters_are_kept_on_redis_and_outlive_the_pipeline() -> Result {
     Ok(())
 }
 
+/// Issue 15, item 3: a dead letter's payload is stored as base64 (4 characters for 3 bytes),
+/// so a 20 MiB payload that did not decode is kept within the store's 64 MiB limit (as an
+/// array of numbers it took about 80 MiB and was dropped), and reads back byte for byte.
+#[test]
+fn a_large_undecodable_payload_is_kept_as_a_dead_letter() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    let payload: Vec<u8> = (0..20 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();
+    let mut redis = redis::Client::open(server.url())?.get_connection()?;
+    let _: String = redis::cmd("XADD")
+        .arg("big-in:0")
+        .arg("*")
+        .arg("payload")
+        .arg(&payload)
+        .query(&mut redis)?;
+    let rt = runtime();
+    rt.block_on(async {
+        let connection = Connection::open(&server.url()).await?;
+        let running = Unlucky::builder()
+            .input("big-in")
+            .output("big-out")
+            .options(PipelineOptions::new().connection(&connection).group("big"))
+            .start()
+            .await?;
+        connection
+            .producer::<u64>("big-in")
+            .await?
+            .send_batch(0, [12])
+            .await?;
+        let seen = read_until::<u64>(&connection, "big-out", |s| !s.is_empty()).await?;
+        assert_eq!(seen, [12]);
+        running.shutdown().await?;
+        let spec = TopicSpec::new("big.dead-letters")
+            .codec(dataflow::codec::Codec::json().max_bytes(64 << 20));
+        let letters = read_until::<StoredDeadLetter>(&connection, spec, |s| !s.is_empty()).await?;
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].stage, "decode");
+        assert!(
+            letters[0].payload.as_deref() == Some(&payload[..]),
+            "not the payload"
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    // What a standard client sees: base64, about 4/3 of the payload.
+    let stored: Vec<(String, Vec<Field>)> = redis::cmd("XRANGE")
+        .arg("big.dead-letters:0")
+        .arg("-")
+        .arg("+")
+        .query(&mut redis)?;
+    let json = &stored[0].1[0].1;
+    assert!(
+        json.len() < payload.len() / 3 * 4 + 4096,
+        "{} bytes",
+        json.len()
+    );
+    Ok(())
+}
+
 async fn unlucky_later(x: u64) -> std::result::Result<u64, &'static str> {
     if x == 13 { Err("unlucky later") } else { Ok(x) }
 }
@@ -1109,6 +1168,9 @@ impl Frontiers {
         })
     }
 }
+
+/// A field of a stream entry, and its value.
+type Field = (String, Vec<u8>);
 
 /// One group of `XINFO GROUPS`.
 type GroupInfo = std::collections::HashMap<String, redis::Value>;

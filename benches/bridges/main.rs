@@ -66,7 +66,10 @@
 //! `kafka_raw` are the raw clients (the peers of the bridges); `workload` holds what every
 //! peer shares (constants, records); `prime` keeps the Kafka group join out of the clock;
 //! `throughput` and `latency` (with `recorder`, the reader's side) are the runs; `cpu_use`
-//! accounts the CPU of a run; `report` prints the tables and `verdicts` the targets. The
+//! accounts the CPU of a run; `report` prints the tables and `verdicts` the targets;
+//! `repartition` runs a pipeline with and without a `key_by` (`BENCH_PIPELINE_RECORDS`,
+//! default 20 000, on 4 partitions) on both backends, from the first send to the last record
+//! out, and prints the same-round ratio (target on Kafka: keyed within 4x). The
 //! helpers the benches share are in `benches/common/`.
 
 #[path = "../common/mod.rs"]
@@ -78,6 +81,7 @@ mod peer;
 mod prime;
 mod recorder;
 mod redis_raw;
+mod repartition;
 mod report;
 mod servers;
 mod throughput;
@@ -182,10 +186,42 @@ fn main() {
         }
     }
 
+    let shape_records: u64 = env_or(
+        "BENCH_PIPELINE_RECORDS",
+        if bench_mode { 20_000 } else { 500 },
+    );
+    repartition::heading(shape_records);
+    let mut shapes = Vec::new();
+    for round in 0..rounds {
+        let mut backends = vec![("redis", redis.url.clone())];
+        if let Some(kafka) = &kafka {
+            backends.push(("kafka", kafka.url.clone()));
+        }
+        let mut order = [repartition::Shape::Unkeyed, repartition::Shape::Keyed];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (backend, url) in &backends {
+            for shape in order {
+                let tag = format!("x-shape-{backend}-{shape:?}-{round}").to_lowercase();
+                let run = rt.block_on(repartition::shape_run(
+                    backend,
+                    url,
+                    shape,
+                    &tag,
+                    shape_records,
+                ));
+                repartition::row(round, &run);
+                shapes.push(run);
+            }
+        }
+    }
+
     let overheads = report::summarize_throughput(&throughputs);
     let p99 = report::summarize_latency(rate, &latencies);
     report::summarize_joins(&throughputs, &latencies);
     verdicts(&overheads, &p99);
+    repartition::summarize(&shapes);
     println!("\nLoad average {} at the end.", loadavg());
     drop(rt);
     drop(kafka);

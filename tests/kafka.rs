@@ -302,17 +302,37 @@ fn dead_letters_are_kept_on_kafka_and_outlive_the_pipeline() -> Result {
 
 /// A pipeline's backend, counting what its producers send to internal topics: sends (each a
 /// round trip to the broker, awaited) and records. The real backend does the work.
+#[derive(Debug, Default)]
+struct Counts {
+    sends: Arc<AtomicU64>,
+    records: Arc<AtomicU64>,
+    /// Records written to each partition.
+    by_partition: Arc<Mutex<BTreeMap<u32, u64>>>,
+}
+
 #[derive(Debug)]
 struct CountingSends {
     inner: Arc<dyn RemoteBackend>,
-    sends: Arc<AtomicU64>,
-    records: Arc<AtomicU64>,
+    counts: Arc<Counts>,
+}
+
+impl CountingSends {
+    /// A connection to the Kafka broker `url` that counts into `counts`.
+    async fn connection(url: &str, counts: &Arc<Counts>) -> Result<Connection> {
+        let url = dataflow::backend::BackendUrl::parse(url)?;
+        let kafka = dataflow::backend::kafka::KafkaBackend::connect(url).await?;
+        Ok(Connection::remote(Arc::new(Self {
+            inner: Arc::new(kafka),
+            counts: Arc::clone(counts),
+        })))
+    }
 }
 
 struct CountingProducer {
     inner: Box<dyn RemoteProducer>,
     sends: Arc<AtomicU64>,
     records: Arc<AtomicU64>,
+    by_partition: Arc<Mutex<BTreeMap<u32, u64>>>,
 }
 
 impl RemoteProducer for CountingProducer {
@@ -321,10 +341,20 @@ impl RemoteProducer for CountingProducer {
         partition: u32,
         payloads: &'a [Vec<u8>],
     ) -> BoxFuture<'a, std::result::Result<(), BackendError>> {
-        self.sends.fetch_add(1, Ordering::Relaxed);
-        self.records
-            .fetch_add(payloads.len() as u64, Ordering::Relaxed);
-        self.inner.send(partition, payloads)
+        Box::pin(async move {
+            self.inner.send(partition, payloads).await?;
+            // Counted once acknowledged: then the records are in the topic.
+            self.sends.fetch_add(1, Ordering::Relaxed);
+            self.records
+                .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+            *self
+                .by_partition
+                .lock()
+                .unwrap()
+                .entry(partition)
+                .or_default() += payloads.len() as u64;
+            Ok(())
+        })
     }
 
     fn backlog(
@@ -359,8 +389,9 @@ impl RemoteBackend for CountingSends {
             }
             let counting = CountingProducer {
                 inner,
-                sends: Arc::clone(&self.sends),
-                records: Arc::clone(&self.records),
+                sends: Arc::clone(&self.counts.sends),
+                records: Arc::clone(&self.counts.records),
+                by_partition: Arc::clone(&self.counts.by_partition),
             };
             Ok(Box::new(counting) as Box<dyn RemoteProducer>)
         })
@@ -399,17 +430,8 @@ fn a_repartition_sends_one_batch_per_partition() -> Result {
     const PARTITIONS: u32 = 4;
     runtime().block_on(async {
         let kafka = Connection::open(&tansu.url()).await?;
-        let (sends, records) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let counting = Connection::remote(Arc::new(CountingSends {
-            inner: Arc::new(
-                dataflow::backend::kafka::KafkaBackend::connect(
-                    dataflow::backend::BackendUrl::parse(&tansu.url())?,
-                )
-                .await?,
-            ),
-            sends: Arc::clone(&sends),
-            records: Arc::clone(&records),
-        }));
+        let counts = Arc::new(Counts::default());
+        let counting = CountingSends::connection(&tansu.url(), &counts).await?;
         let input = TopicSpec::new(unique("regroup-in")).partitions(PARTITIONS);
         let output = TopicSpec::new(unique("regroup-out")).partitions(PARTITIONS);
         let mut producer = kafka.producer::<u64>(input.clone()).await?;
@@ -443,10 +465,8 @@ fn a_repartition_sends_one_batch_per_partition() -> Result {
         );
         reader.leave().await?;
         running.shutdown().await?;
-        let (sends, records) = (
-            sends.load(Ordering::Relaxed),
-            records.load(Ordering::Relaxed),
-        );
+        let sends = counts.sends.load(Ordering::Relaxed);
+        let records = counts.records.load(Ordering::Relaxed);
         let per_send = records as f64 / sends.max(1) as f64;
         eprintln!("repartition: {records} records in {sends} sends ({per_send:.1} a send)");
         assert!(
@@ -457,6 +477,138 @@ fn a_repartition_sends_one_batch_per_partition() -> Result {
         assert!(per_send >= 8.0, "{per_send:.1} records a send");
         Ok(())
     })
+}
+
+#[pipeline]
+fn slow_regroup(input: Source<u64>, out: Sink<(u64, u64)>) {
+    input
+        .key_by(|x: &u64| x % 2)
+        .map(|pair: (u64, u64)| {
+            std::thread::sleep(Duration::from_millis(2));
+            pair
+        })
+        .to(out);
+}
+
+/// The internal topics of the pipelines of group prefix `prefix` on `tansu`'s broker.
+fn internal_topics(client: &BaseConsumer, prefix: &str) -> Result<Vec<String>> {
+    let metadata = client.fetch_metadata(None, Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .filter(|name| name.starts_with(&format!("{prefix}.")) && name.ends_with(".internal"))
+        .collect())
+}
+
+/// Issue 9, item 3: backpressure across a repartition on Kafka. The segment after the internal
+/// topic copies 500 records a second per partition, the one before it could write several
+/// times faster; it waits instead, so the internal topic never holds much more than
+/// `internal_capacity` records a partition that the downstream group has not committed.
+/// Sampled exactly: records acknowledged into each partition (counted by a wrapper around the
+/// real backend) minus the group's committed offset (read from the broker by a raw client).
+#[test]
+fn a_slow_segment_holds_back_the_one_before_it_on_kafka() -> Result {
+    let Some(tansu) = Tansu::start() else {
+        return Ok(());
+    };
+    const N: u64 = 4_000;
+    const CAPACITY: u64 = 400;
+    const BATCH: u64 = 64;
+    let rt = runtime();
+    let kafka = rt.block_on(Connection::open(&tansu.url()))?;
+    let counts = Arc::new(Counts::default());
+    let counting = rt.block_on(CountingSends::connection(&tansu.url(), &counts))?;
+    let input = TopicSpec::new(unique("bp-in")).partitions(2);
+    let output = TopicSpec::new(unique("bp-out")).partitions(2);
+    let prefix = unique("bp");
+    rt.block_on(async {
+        let mut producer = kafka.producer::<u64>(input.clone()).await?;
+        for start in (0..N).step_by(200) {
+            producer
+                .send_batch((start / 200 % 2) as u32, start..start + 200)
+                .await?;
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    let running = rt.block_on(
+        SlowRegroup::builder()
+            .input(input)
+            .out(output.clone())
+            .options(
+                PipelineOptions::new()
+                    .connection(&counting)
+                    .group(&prefix)
+                    .internal_capacity(CAPACITY)
+                    .batch(BATCH as usize),
+            )
+            .start(),
+    )?;
+    // Written minus committed on each partition of the internal topic, every 20 ms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampling = {
+        let (stop, bootstrap) = (Arc::clone(&stop), tansu.bootstrap());
+        let (counts, prefix) = (Arc::clone(&counts), prefix.clone());
+        std::thread::spawn(move || -> std::result::Result<(u64, usize), String> {
+            let offsets: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", format!("{prefix}.segment-1"))
+                .create()
+                .map_err(|e| e.to_string())?;
+            let topics = internal_topics(&offsets, &prefix).map_err(|e| e.to_string())?;
+            let [internal] = <[String; 1]>::try_from(topics).map_err(|t| format!("{t:?}"))?;
+            let (mut most, mut samples) = (0, 0);
+            while !stop.load(Ordering::Acquire) {
+                let mut asked = rdkafka::TopicPartitionList::new();
+                asked.add_partition(&internal, 0);
+                asked.add_partition(&internal, 1);
+                let committed = offsets
+                    .committed_offsets(asked, Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?;
+                let written = counts.by_partition.lock().unwrap().clone();
+                for element in committed.elements() {
+                    let next = match element.offset() {
+                        rdkafka::Offset::Offset(next) => next as u64,
+                        _ => 0,
+                    };
+                    let sent = written
+                        .get(&(element.partition() as u32))
+                        .copied()
+                        .unwrap_or(0);
+                    most = most.max(sent.saturating_sub(next));
+                    samples += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok((most, samples))
+        })
+    };
+    let seen = rt.block_on(async {
+        let mut reader = kafka
+            .reader::<(u64, u64)>(output, &unique("bp-reader"))
+            .await?;
+        read_until(
+            &mut reader,
+            Duration::from_secs(180),
+            |seen| seen.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len() as u64 >= N,
+            |seen| format!("{} records", seen.len()),
+        )
+        .await
+    });
+    stop.store(true, Ordering::Release);
+    let (most, samples) = sampling.join().expect("the sampler")?;
+    seen?;
+    rt.block_on(running.shutdown())?;
+    // Each of the 2 upstream tasks checks after an eighth of the capacity and may send one
+    // batch more before it sees the bound: that much above it, at most.
+    let bound = CAPACITY + 2 * (CAPACITY / 8 + BATCH);
+    eprintln!("backpressure: at most {most} records behind ({samples} samples, bound {bound})");
+    assert!(samples > 0, "the internal topic was never sampled");
+    assert!(
+        most <= bound,
+        "{most} records behind the downstream group, over {bound}"
+    );
+    Ok(())
 }
 
 const R2_IN: &str = "r2-in";

@@ -13,7 +13,9 @@
 //! | value | the record's payload, encoded by the topic's codec (no key, no headers) |
 //!
 //! Producers are idempotent (`enable.idempotence=true`, `acks=all`): a retried send never
-//! duplicates or reorders a partition. Consumers commit by hand after processing
+//! duplicates or reorders a partition. A producer's backlog (for backpressure on internal
+//! topics) is, over the groups this process joined on its topic, the largest gap between the
+//! partition's end and the group's committed offset. Consumers commit by hand after processing
 //! (`enable.auto.commit=false`) and a new group starts at the earliest record
 //! (`auto.offset.reset=earliest`): at-least-once.
 //!
@@ -51,10 +53,12 @@ use rdkafka::producer::Producer;
 
 use super::{BackendError, BackendUrl, BoxFuture, RemoteBackend, RemoteMember, RemoteProducer};
 
+mod backlog;
 mod errors;
 mod member;
 mod producer;
 
+use backlog::Backlogs;
 use errors::{Class, Context, backend_error, classify, join_error};
 pub use member::KafkaMember;
 use member::LocalGroup;
@@ -73,6 +77,9 @@ const TOPIC_VISIBLE_TIMEOUT: Duration = Duration::from_secs(15);
 const RETRY_FOR: Duration = Duration::from_secs(60);
 /// URL parameters of the bridge itself; every other one goes to librdkafka.
 const BRIDGE_PARAMS: [&str; 1] = ["retry_for_ms"];
+
+/// The members of each `(topic, group)` this process joined.
+type LocalGroups = Arc<Mutex<HashMap<(String, String), Arc<LocalGroup>>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -149,7 +156,9 @@ pub struct KafkaBackend {
     /// How long a read or a commit rides out an outage.
     retry_for: Duration,
     /// The local members of each `(topic, group)`.
-    groups: Mutex<HashMap<(String, String), Arc<LocalGroup>>>,
+    groups: LocalGroups,
+    /// Reads groups' committed offsets, for the producers' backlogs.
+    backlogs: Arc<Mutex<Backlogs>>,
     clients: Option<Clients>,
 }
 
@@ -213,9 +222,10 @@ impl KafkaBackend {
         let backend = Self {
             url,
             endpoint,
+            backlogs: Arc::new(Mutex::new(Backlogs::new(consumer_config.clone()))),
             consumer_config,
             retry_for,
-            groups: Mutex::default(),
+            groups: LocalGroups::default(),
             clients: Some(Clients {
                 context,
                 producer,
@@ -359,6 +369,8 @@ impl RemoteBackend for KafkaBackend {
                 &self.endpoint,
                 Arc::clone(&clients.producer),
                 clients.context.clone(),
+                Arc::clone(&self.groups),
+                Arc::clone(&self.backlogs),
             ));
             Ok(producer)
         })

@@ -1,6 +1,7 @@
 //! The idempotent producer every topic of a backend shares: one librdkafka producer keeps
 //! the connections and batches together, and is replaced whole after a fatal error.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,8 +10,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::errors::{Context, backend_error};
-use super::{SCHEME, drop_blocking, lock};
+use super::backlog::{Backlogs, largest_backlog};
+use super::errors::{Context, backend_error, join_error};
+use super::{LocalGroups, SCHEME, drop_blocking, lock};
 use crate::backend::{BackendError, BoxFuture, RemoteProducer};
 
 /// The idempotent producer every [`KafkaProducer`] of a backend shares, replaced after a
@@ -54,6 +56,11 @@ pub struct KafkaProducer {
     endpoint: String,
     producer: Arc<SharedProducer>,
     context: Context,
+    /// The groups this process joined, for [`backlog`](RemoteProducer::backlog).
+    groups: LocalGroups,
+    backlogs: Arc<Mutex<Backlogs>>,
+    /// The offset of the last record this producer wrote to each partition.
+    written: HashMap<u32, i64>,
 }
 
 impl KafkaProducer {
@@ -62,12 +69,17 @@ impl KafkaProducer {
         endpoint: &str,
         producer: Arc<SharedProducer>,
         context: Context,
+        groups: LocalGroups,
+        backlogs: Arc<Mutex<Backlogs>>,
     ) -> Self {
         Self {
             topic: topic.to_owned(),
             endpoint: endpoint.to_owned(),
             producer,
             context,
+            groups,
+            backlogs,
+            written: HashMap::new(),
         }
     }
 }
@@ -80,13 +92,14 @@ impl fmt::Debug for KafkaProducer {
     }
 }
 
-/// Sends `payloads` to `partition` of `topic` and waits until all are acknowledged.
+/// Sends `payloads` to `partition` of `topic` and waits until all are acknowledged; returns
+/// the offset of the last one.
 async fn send_all(
     producer: &FutureProducer<Context>,
     topic: &str,
     partition: i32,
     payloads: &[Vec<u8>],
-) -> Result<(), KafkaError> {
+) -> Result<Option<i64>, KafkaError> {
     let mut pending = Vec::with_capacity(payloads.len());
     for payload in payloads {
         // Enqueue all, then wait for all: the batch travels together, and idempotence keeps
@@ -108,14 +121,15 @@ async fn send_all(
             }
         }
     }
+    let mut last = None;
     for delivery in pending {
         match delivery.await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(delivered)) => last = last.max(Some(delivered.offset)),
             Ok(Err((error, _))) => return Err(error),
             Err(_canceled) => return Err(KafkaError::Canceled),
         }
     }
-    Ok(())
+    Ok(last)
 }
 
 impl RemoteProducer for KafkaProducer {
@@ -133,8 +147,15 @@ impl RemoteProducer for KafkaProducer {
             let mut renewed = false;
             loop {
                 let producer = self.producer.get();
-                let Err(error) = send_all(&producer, &self.topic, partition, payloads).await else {
-                    return Ok(());
+                let error = match send_all(&producer, &self.topic, partition, payloads).await {
+                    Ok(last) => {
+                        if let Some(last) = last {
+                            let written = self.written.entry(partition as u32).or_insert(last);
+                            *written = (*written).max(last);
+                        }
+                        return Ok(());
+                    }
+                    Err(error) => error,
                 };
                 match producer.client().fatal_error() {
                     // Once, with a new producer: the whole batch again (at-least-once).
@@ -153,6 +174,41 @@ impl RemoteProducer for KafkaProducer {
                     None => return Err(backend_error(&error, &self.context, &self.endpoint)),
                 }
             }
+        })
+    }
+
+    fn backlog(&mut self, partition: u32) -> BoxFuture<'_, Result<Option<u64>, BackendError>> {
+        Box::pin(async move {
+            // The groups this process joined on the topic: a pipeline's downstream segment
+            // (every process of a pipeline runs every segment).
+            let groups: Vec<String> = lock(&self.groups)
+                .keys()
+                .filter(|(topic, _)| *topic == self.topic)
+                .map(|(_, group)| group.clone())
+                .collect();
+            if groups.is_empty() {
+                return Ok(None);
+            }
+            let readers = {
+                let mut backlogs = lock(&self.backlogs);
+                groups
+                    .iter()
+                    .map(|group| backlogs.reader(group))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| backend_error(&e, &self.context, &self.endpoint))?
+            };
+            let Ok(index) = i32::try_from(partition) else {
+                return Ok(None);
+            };
+            let topic = self.topic.clone();
+            let written_end = self.written.get(&partition).map(|last| last + 1);
+            // Offset and watermark requests block: off the async workers.
+            tokio::task::spawn_blocking(move || {
+                largest_backlog(&readers, &topic, index, written_end)
+            })
+            .await
+            .map_err(join_error)?
+            .map_err(|e| backend_error(&e, &self.context, &self.endpoint))
         })
     }
 }

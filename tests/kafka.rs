@@ -991,3 +991,149 @@ fn r10_broker_restart_mid_stream() -> Result {
         Ok(())
     })
 }
+
+/// The child role of the recovery measurements: runs `copy` from `{group}-in` to
+/// `{group}-out` (2 partitions) in group `{group}` on the URL of `DATAFLOW_RECOVERY_CHILD`
+/// until it is killed, or its stdin closes (then it stops cleanly: shutdown).
+#[test]
+fn recovery_child() -> Result {
+    let (Ok(url), Ok(group)) = (
+        std::env::var("DATAFLOW_RECOVERY_CHILD"),
+        std::env::var("DATAFLOW_RECOVERY_GROUP"),
+    ) else {
+        return Ok(()); // only a child process of a recovery test runs this
+    };
+    runtime().block_on(async {
+        let running = Copy::builder()
+            .input(TopicSpec::new(format!("{group}-in")).partitions(2))
+            .output(TopicSpec::new(format!("{group}-out")).partitions(2))
+            .options(PipelineOptions::new().backend(&url).group(&group))
+            .start()
+            .await?;
+        tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8]))
+            .await??;
+        running.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// A process running [`recovery_child`], killed (if still running) and waited for on drop.
+struct RecoveryChild(std::process::Child);
+
+impl RecoveryChild {
+    fn start(url: &str, group: &str) -> Self {
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "recovery_child", "--nocapture"])
+            .env("DATAFLOW_RECOVERY_CHILD", url)
+            .env("DATAFLOW_RECOVERY_GROUP", group)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("child process");
+        Self(child)
+    }
+
+    /// SIGKILL.
+    fn kill(mut self) -> Result {
+        self.0.kill()?;
+        self.0.wait()?;
+        Ok(())
+    }
+
+    /// A clean stop: its stdin closes, it shuts its pipeline down and exits.
+    fn stop(mut self) -> Result {
+        drop(self.0.stdin.take());
+        let status = self.0.wait()?;
+        assert!(status.success(), "the child's shutdown failed: {status}");
+        Ok(())
+    }
+}
+
+impl Drop for RecoveryChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends `value` to partition 0 of `{group}-in` and returns how long it took to come out of
+/// `{group}-out`; panics after `limit`.
+fn time_through(
+    rt: &tokio::runtime::Runtime,
+    connection: &Connection,
+    group: &str,
+    value: u64,
+    limit: Duration,
+) -> Result<Duration> {
+    rt.block_on(async {
+        let spec = |name: &str| TopicSpec::new(format!("{group}-{name}")).partitions(2);
+        let mut producer = connection.producer::<u64>(spec("in")).await?;
+        let mut reader = connection
+            .reader::<u64>(spec("out"), &format!("{group}-reader"))
+            .await?;
+        let started = Instant::now();
+        producer.send_batch(0, [value]).await?;
+        loop {
+            assert!(
+                started.elapsed() < limit,
+                "{group}: {value} did not come out within {limit:?}"
+            );
+            let batch = reader.recv_batch(16, Duration::from_millis(50)).await?;
+            reader.commit().await?;
+            if batch.iter().any(|r| r.value.as_ref().ok() == Some(&value)) {
+                reader.leave().await?;
+                return Ok(started.elapsed());
+            }
+        }
+    })
+}
+
+/// Issue 15, item 12: how long a process started after the last one was SIGKILLed (or
+/// stopped cleanly) takes to process a record, on Kafka (tansu), printed. A killed dynamic
+/// member keeps its partitions until its session expires (tansu notices when the next member
+/// joins); a stopped one leaves the group. With `group.instance.id`, the restarted process
+/// takes its static members' places at once: checked with a session timeout of 45 s, which
+/// a dynamic member would have to wait out, against a 30 s bound on the wait.
+#[test]
+fn recovery_after_a_sigkill_or_a_clean_stop_on_kafka() -> Result {
+    let Some(tansu) = Tansu::start() else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let connection = rt.block_on(Connection::open(&tansu.url()))?;
+    let minute = Duration::from_secs(90);
+    // Dynamic members: the default.
+    let group = unique("rec-dynamic");
+    let first = RecoveryChild::start(&tansu.url(), &group);
+    let warm = time_through(&rt, &connection, &group, 1, minute)?;
+    first.kill()?;
+    let second = RecoveryChild::start(&tansu.url(), &group);
+    let after_kill = time_through(&rt, &connection, &group, 2, minute)?;
+    second.stop()?; // a clean stop
+    let third = RecoveryChild::start(&tansu.url(), &group);
+    let after_stop = time_through(&rt, &connection, &group, 3, minute)?;
+    third.kill()?;
+    eprintln!(
+        "recovery on kafka (dynamic members, session.timeout.ms=10000): first record \
+         {warm:.2?} after the first start; {after_kill:.2?} after a SIGKILL and a restart; \
+         {after_stop:.2?} after a clean stop and a restart"
+    );
+    // Static members.
+    let group = unique("rec-static");
+    let url = format!(
+        "{}?group.instance.id={group}-host&session.timeout.ms=45000",
+        tansu.url()
+    );
+    let first = RecoveryChild::start(&url, &group);
+    let warm = time_through(&rt, &connection, &group, 1, minute)?;
+    first.kill()?;
+    let second = RecoveryChild::start(&url, &group);
+    let after_kill = time_through(&rt, &connection, &group, 2, Duration::from_secs(30))?;
+    second.kill()?;
+    eprintln!(
+        "recovery on kafka (static members, session.timeout.ms=45000): first record \
+         {warm:.2?} after the first start; {after_kill:.2?} after a SIGKILL and a restart"
+    );
+    Ok(())
+}

@@ -543,6 +543,9 @@ fn r18_a_wrong_password_fails_fast_and_is_never_printed() -> Result {
         server.port
     );
     rt.block_on(Connection::open(&url))?;
+    // And as a parameter, as on Kafka.
+    let url = format!("redis://127.0.0.1:{}?password=s3cret-pw", server.port);
+    rt.block_on(Connection::open(&url))?;
     Ok(())
 }
 
@@ -1338,5 +1341,126 @@ fn r2_two_processes_share_partitions_and_one_takes_over_when_the_other_is_killed
         duplicates <= KILLS as u64 * PARTITIONS * BATCH,
         "{duplicates} duplicates: more than the victims can have read and not committed"
     );
+    Ok(())
+}
+
+/// The child role of the recovery measurements: runs `copy` from `{group}-in` to
+/// `{group}-out` in group `{group}` on the URL of `DATAFLOW_RECOVERY_CHILD` until it is
+/// killed, or its stdin closes (then it stops cleanly: shutdown, which leaves the group).
+#[test]
+fn recovery_child() -> Result {
+    let (Ok(url), Ok(group)) = (
+        std::env::var("DATAFLOW_RECOVERY_CHILD"),
+        std::env::var("DATAFLOW_RECOVERY_GROUP"),
+    ) else {
+        return Ok(()); // only a child process of a recovery test runs this
+    };
+    runtime().block_on(async {
+        let running = Copy::builder()
+            .input(format!("{group}-in").as_str())
+            .output(format!("{group}-out").as_str())
+            .options(PipelineOptions::new().backend(&url).group(&group))
+            .start()
+            .await?;
+        tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8]))
+            .await??;
+        running.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// A process running [`recovery_child`], killed (if still running) and waited for on drop.
+struct RecoveryChild(std::process::Child);
+
+impl RecoveryChild {
+    fn start(url: &str, group: &str) -> Self {
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "recovery_child", "--nocapture"])
+            .env("DATAFLOW_RECOVERY_CHILD", url)
+            .env("DATAFLOW_RECOVERY_GROUP", group)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("child process");
+        Self(child)
+    }
+
+    /// SIGKILL.
+    fn kill(mut self) -> Result {
+        self.0.kill()?;
+        self.0.wait()?;
+        Ok(())
+    }
+
+    /// A clean stop: its stdin closes, it shuts its pipeline down and exits.
+    fn stop(mut self) -> Result {
+        drop(self.0.stdin.take());
+        let status = self.0.wait()?;
+        assert!(status.success(), "the child's shutdown failed: {status}");
+        Ok(())
+    }
+}
+
+impl Drop for RecoveryChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue 15, item 12: how long a process started after the last one was SIGKILLed (or
+/// stopped cleanly) takes to process a record, on Redis. Printed, not asserted (speed belongs
+/// in benches); what is checked is that the record comes through. A killed process's
+/// partitions wait for its leases to expire (`lease_ms`, 5 s by default); a stopped one
+/// releases them as it leaves.
+#[test]
+fn recovery_after_a_sigkill_or_a_clean_stop_on_redis() -> Result {
+    let Some(server) = RedisServer::start() else {
+        return Ok(());
+    };
+    let rt = runtime();
+    let connection = rt.block_on(Connection::open(&server.url()))?;
+    // Sends `value` to `{group}-in` and returns how long it took to come out.
+    let through = |group: &str, value: u64| -> Result<Duration> {
+        rt.block_on(async {
+            let mut producer = connection.producer::<u64>(format!("{group}-in")).await?;
+            let mut reader = connection
+                .reader::<u64>(format!("{group}-out"), "rec-reader")
+                .await?;
+            let started = Instant::now();
+            producer.send_batch(0, [value]).await?;
+            loop {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "{value} never came"
+                );
+                let batch = reader.recv_batch(16, Duration::from_millis(50)).await?;
+                reader.commit().await?;
+                if batch.iter().any(|r| r.value.as_ref().ok() == Some(&value)) {
+                    reader.leave().await?;
+                    return Ok(started.elapsed());
+                }
+            }
+        })
+    };
+    for (lease_ms, name) in [(5_000, "default lease"), (1_000, "lease_ms=1000")] {
+        let url = format!("{}?lease_ms={lease_ms}", server.url());
+        let group = format!("rec-{lease_ms}");
+        let first = RecoveryChild::start(&url, &group);
+        let warm = through(&group, 1)?;
+        first.kill()?;
+        let second = RecoveryChild::start(&url, &group);
+        let after_kill = through(&group, 2)?;
+        second.stop()?; // a clean stop
+        let third = RecoveryChild::start(&url, &group);
+        let after_stop = through(&group, 3)?;
+        third.kill()?;
+        eprintln!(
+            "recovery on redis ({name}): first record {warm:.2?} after the first start; \
+             {after_kill:.2?} after a SIGKILL and a restart; {after_stop:.2?} after a clean \
+             stop and a restart"
+        );
+    }
     Ok(())
 }

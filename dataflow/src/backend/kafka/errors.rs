@@ -56,6 +56,8 @@ pub(super) enum Class {
     Transient,
     /// The group is rebalancing, or this member's generation is over.
     Rebalance,
+    /// Another consumer joined with this member's `group.instance.id`.
+    Fenced,
     Other,
 }
 
@@ -99,10 +101,10 @@ pub(super) fn classify(code: RDKafkaErrorCode) -> Class {
         C::RebalanceInProgress
         | C::IllegalGeneration
         | C::UnknownMemberId
-        | C::FencedInstanceId
         | C::AssignmentLost
         | C::StaleMemberEpoch
         | C::FencedMemberEpoch => Class::Rebalance,
+        C::FencedInstanceId => Class::Fenced,
         _ => Class::Other,
     }
 }
@@ -157,6 +159,15 @@ pub(super) fn backend_error(error: &KafkaError, context: &Context, endpoint: &st
             backend: SCHEME,
             endpoint: endpoint.to_owned(),
             message,
+        },
+        // Two live processes with one static identity: the URL's fault, and fatal (retrying
+        // would fence the other one in turn).
+        Class::Fenced => BackendError::InvalidUrl {
+            url: format!("{SCHEME}://{endpoint}"),
+            reason: format!(
+                "{message}: another live consumer joined with this member's group.instance.id; \
+                 give each process its own"
+            ),
         },
         Class::Rebalance | Class::Other => BackendError::Server {
             backend: SCHEME,

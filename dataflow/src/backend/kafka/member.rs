@@ -38,6 +38,10 @@ pub(super) struct LocalGroup {
 /// What the rebalance callbacks of one member saw.
 #[derive(Default)]
 pub(super) struct MemberState {
+    /// Its place among the local members (the lowest free one when it joined): names its
+    /// static identity, so that a member made after a restart or an outage takes the place
+    /// of the one it replaces.
+    slot: usize,
     /// Its partitions, `None` while revoked.
     assignment: Mutex<Option<Vec<i32>>>,
     /// The group's epoch at its last assignment.
@@ -167,7 +171,8 @@ fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
 
 impl KafkaMember {
     /// Joins `group` of `topic` as a new member of `local`, with a consumer made from
-    /// `config`; reads and commits retry through transient errors for `retry_for`.
+    /// `config`; reads and commits retry through transient errors for `retry_for`. With
+    /// `instance`, the member is static: `{instance}-{slot}`.
     pub(super) fn join(
         config: &ClientConfig,
         topic: &str,
@@ -175,14 +180,28 @@ impl KafkaMember {
         endpoint: &str,
         local: Arc<LocalGroup>,
         retry_for: Duration,
+        instance: Option<&str>,
     ) -> Result<Self, BackendError> {
-        let state = Arc::new(MemberState::default());
-        lock(&local.members).push(Arc::clone(&state));
+        let state = {
+            let mut members = lock(&local.members);
+            let slot = (0..)
+                .find(|slot| members.iter().all(|m| m.slot != *slot))
+                .expect("a free slot");
+            let state = Arc::new(MemberState {
+                slot,
+                ..MemberState::default()
+            });
+            members.push(Arc::clone(&state));
+            state
+        };
         local.epoch.fetch_add(1, Ordering::AcqRel);
         *lock(&local.last_join) = Instant::now();
         let context = Context::for_member(Arc::clone(&local), Arc::clone(&state));
         let mut config = config.clone();
         config.set("group.id", group);
+        if let Some(instance) = instance {
+            config.set("group.instance.id", format!("{instance}-{}", state.slot));
+        }
         // Creating a consumer starts librdkafka's threads and the stream's wake task: no
         // network wait, so it is fine on an async worker.
         let consumer: StreamConsumer<Context> = config
@@ -249,7 +268,7 @@ impl KafkaMember {
     fn consumer_error(&mut self, error: &KafkaError) -> Result<(), BackendError> {
         let fatal = matches!(error, KafkaError::MessageConsumptionFatal(_));
         match class_of(error) {
-            Class::Auth | Class::Tls => return Err(self.error(error)),
+            Class::Auth | Class::Tls | Class::Fenced => return Err(self.error(error)),
             _ if fatal => return Err(self.error(error)),
             _ => {}
         }

@@ -25,6 +25,15 @@
 //! defaults, so it can override them:
 //! `kafka://broker:9093?security.protocol=SASL_SSL&sasl.mechanism=SCRAM-SHA-512&username=app&password_env=KAFKA_PASSWORD`.
 //!
+//! Static membership: with `group.instance.id=NAME` in the URL (a name of this process's own,
+//! stable across its restarts: a host name, a pod name), the members of a group in this
+//! process are static members `NAME-0`, `NAME-1`, ... (Kafka's KIP-345). A process restarted
+//! after a crash takes its members' places at once, with their partitions and no rebalance,
+//! instead of waiting for their sessions to expire; in exchange a static member does not
+//! leave on a clean stop either (its partitions wait for its session timeout, or for it to
+//! come back). Two live processes with one name fence each other: the older one fails with
+//! [`BackendError::InvalidUrl`].
+//!
 //! Joining: the members of a segment join one after the other, so the group rebalances a few
 //! times before it settles, and a partition read by one task for a moment may then move to
 //! another. A task's keyed state (counts, folds) stays with the task, so a member of this
@@ -76,7 +85,9 @@ const TOPIC_VISIBLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long sends, reads and commits ride out an outage before they fail (`retry_for_ms`).
 const RETRY_FOR: Duration = Duration::from_secs(60);
 /// URL parameters of the bridge itself; every other one goes to librdkafka.
-const BRIDGE_PARAMS: [&str; 1] = ["retry_for_ms"];
+/// (`group.instance.id` is made per member from the URL's value, and `password` is the
+/// credential, as on Redis.)
+const BRIDGE_PARAMS: [&str; 3] = ["retry_for_ms", "group.instance.id", "password"];
 
 /// The members of each `(topic, group)` this process joined.
 type LocalGroups = Arc<Mutex<HashMap<(String, String), Arc<LocalGroup>>>>;
@@ -109,12 +120,16 @@ fn base_config(url: &BackendUrl) -> ClientConfig {
     if let Some(user) = &url.username {
         config.set("sasl.username", user);
     }
-    if let Some(password) = &url.password {
-        config.set("sasl.password", password.expose());
+    // `?password=` is the same credential as the URL's user info.
+    let password = url
+        .password
+        .as_ref()
+        .map(|p| p.expose())
+        .or(url.param("password"));
+    if let Some(password) = password {
+        config.set("sasl.password", password);
     }
-    if (url.username.is_some() || url.password.is_some())
-        && url.param("security.protocol").is_none()
-    {
+    if (url.username.is_some() || password.is_some()) && url.param("security.protocol").is_none() {
         // Credentials without a protocol would be silently ignored by librdkafka.
         config.set("security.protocol", "SASL_PLAINTEXT");
         if url.param("sasl.mechanism").is_none() && url.param("sasl.mechanisms").is_none() {
@@ -159,6 +174,8 @@ pub struct KafkaBackend {
     groups: LocalGroups,
     /// Reads groups' committed offsets, for the producers' backlogs.
     backlogs: Arc<Mutex<Backlogs>>,
+    /// `group.instance.id`: this process's static identity in its groups, if it has one.
+    instance: Option<String>,
     clients: Option<Clients>,
 }
 
@@ -220,6 +237,7 @@ impl KafkaBackend {
             .set("fetch.wait.max.ms", "100");
         apply_params(&mut consumer_config, &url);
         let backend = Self {
+            instance: url.param("group.instance.id").map(str::to_owned),
             url,
             endpoint,
             backlogs: Arc::new(Mutex::new(Backlogs::new(consumer_config.clone()))),
@@ -396,6 +414,7 @@ impl RemoteBackend for KafkaBackend {
                 &self.endpoint,
                 local,
                 self.retry_for,
+                self.instance.as_deref(),
             )?);
             Ok(member)
         })
@@ -443,6 +462,24 @@ mod tests {
             retry_for(&bad),
             Err(BackendError::InvalidUrl { reason, .. }) if reason.contains("soon")
         ));
+    }
+
+    /// Issue 15, item 11: the credential forms of Redis work on Kafka too, and the bridge's
+    /// own parameters never reach librdkafka as they are.
+    #[test]
+    fn a_password_parameter_is_the_credential_and_instance_ids_are_per_member() {
+        let url = BackendUrl::parse(
+            "kafka://127.0.0.1:9092?username=app&password=hunter2&group.instance.id=host-a",
+        )
+        .expect("a valid URL");
+        let mut config = base_config(&url);
+        apply_params(&mut config, &url);
+        assert_eq!(config.get("sasl.username"), Some("app"));
+        assert_eq!(config.get("sasl.password"), Some("hunter2"));
+        assert_eq!(config.get("security.protocol"), Some("SASL_PLAINTEXT"));
+        assert_eq!(config.get("password"), None);
+        assert_eq!(config.get("group.instance.id"), None);
+        assert!(!url.to_string().contains("hunter2"), "{url}");
     }
 
     #[tokio::test]

@@ -348,8 +348,7 @@ fn a_large_undecodable_payload_is_kept_as_a_dead_letter() -> Result {
         let seen = read_until::<u64>(&connection, "big-out", |s| !s.is_empty()).await?;
         assert_eq!(seen, [12]);
         running.shutdown().await?;
-        let spec = TopicSpec::new("big.dead-letters")
-            .codec(dataflow::codec::Codec::json().max_bytes(64 << 20));
+        let spec = TopicSpec::new("big.dead-letters").codec(StoredDeadLetter::codec());
         let letters = read_until::<StoredDeadLetter>(&connection, spec, |s| !s.is_empty()).await?;
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].stage, "decode");

@@ -106,7 +106,7 @@ impl fmt::Display for Summary<'_> {
 /// # async fn show(connection: dataflow::backend::Connection) -> Result<(), Box<dyn std::error::Error>> {
 /// use dataflow::{StoredDeadLetter, TopicSpec};
 ///
-/// let spec = TopicSpec::new("clicks.dead-letters").json();
+/// let spec = TopicSpec::new("clicks.dead-letters").codec(StoredDeadLetter::codec());
 /// let mut reader = connection.reader::<StoredDeadLetter>(spec, "triage").await?;
 /// for received in reader.recv_batch(100, std::time::Duration::from_secs(1)).await? {
 ///     let letter = received.value?;
@@ -188,8 +188,9 @@ impl StoredDeadLetter {
     }
 
     /// The codec of the backend topic that keeps dead letters: JSON, readable by any tool,
-    /// and large enough for any record's payload (64 MiB).
-    pub(crate) fn codec() -> Codec {
+    /// and large enough for a payload of up to 48 MiB (64 MiB of JSON). Read the topic with
+    /// it: `TopicSpec::json` allows 1 MiB, less than a large dead letter.
+    pub fn codec() -> Codec {
         Codec::json().max_bytes(64 << 20)
     }
 }

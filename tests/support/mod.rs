@@ -64,7 +64,12 @@ pub struct KillPoints(u64);
 
 impl KillPoints {
     pub fn from_env() -> Self {
-        let seed = std::env::var("R2_SEED")
+        Self::from_env_named("R2_SEED")
+    }
+
+    /// The same, seeded from the environment variable `var`.
+    pub fn from_env_named(var: &str) -> Self {
+        let seed = std::env::var(var)
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| {
@@ -74,7 +79,7 @@ impl KillPoints {
                     .as_nanos() as u64
                     | 1
             });
-        eprintln!("r2: seed {seed} (set R2_SEED={seed} to replay the kill points)");
+        eprintln!("seed {seed} (set {var}={seed} to replay the kill points)");
         Self(seed)
     }
 

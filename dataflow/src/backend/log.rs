@@ -130,14 +130,15 @@ pub(crate) trait LogReader<T>: Send {
     fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>>;
 
     /// Moves the reading position of each partition this member owns among `positions`
-    /// (`(partition, next offset)`) there: a pipeline restarting from a checkpoint reads its
-    /// sources from the checkpoint's positions. Backends without checkpoints ignore it.
+    /// (`(partition, next offset)`) there, and returns those partitions: a pipeline restarting
+    /// from a checkpoint reads its sources from the checkpoint's positions. Backends without
+    /// checkpoints move nothing.
     fn seek<'a>(
         &'a mut self,
         positions: &'a [(u32, u64)],
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
+    ) -> BoxFuture<'a, Result<Vec<u32>, BackendError>> {
         let _ = positions;
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 

@@ -202,8 +202,8 @@ trait ReadRecords<T: 'static>: Send {
     /// Commits `position`; a partition the reader does not own is refused.
     fn commit(&self, position: broker::Position) -> Result<(), CommitError>;
 
-    /// Moves the position of `partition`, if the reader reads it.
-    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<(), broker::SeekError>;
+    /// Moves the position of `partition`, if the reader reads it (`Ok(false)` if not).
+    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<bool, broker::SeekError>;
 }
 
 impl<T: Send + Sync + 'static> ReadRecords<T> for GroupMember<T> {
@@ -221,11 +221,12 @@ impl<T: Send + Sync + 'static> ReadRecords<T> for GroupMember<T> {
         GroupMember::commit(self, position)
     }
 
-    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<(), broker::SeekError> {
+    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<bool, broker::SeekError> {
         self.refresh();
         match GroupMember::seek(self, partition, Start::Offset(next_offset)) {
-            Err(broker::SeekError::NotAssigned { .. }) => Ok(()),
-            other => other,
+            Ok(()) => Ok(true),
+            Err(broker::SeekError::NotAssigned { .. }) => Ok(false),
+            Err(other) => Err(other),
         }
     }
 }
@@ -244,11 +245,12 @@ impl<T: Send + Sync + 'static> ReadRecords<T> for Consumer<T> {
         Ok(())
     }
 
-    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<(), broker::SeekError> {
+    fn seek(&mut self, partition: u32, next_offset: u64) -> Result<bool, broker::SeekError> {
         if self.assignment().contains(&partition) {
             self.seek_partition(partition, Start::Offset(next_offset))
+                .map(|()| true)
         } else {
-            Ok(())
+            Ok(false)
         }
     }
 }
@@ -342,17 +344,24 @@ where
     fn seek<'a>(
         &'a mut self,
         positions: &'a [(u32, u64)],
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
+    ) -> BoxFuture<'a, Result<Vec<u32>, BackendError>> {
+        let mut moved = Vec::new();
         let mut result = Ok(());
         for &(partition, next_offset) in positions {
-            if let Err(e) = self.source.seek(partition, next_offset) {
-                result = Err(BackendError::Server {
-                    backend: "mem",
-                    message: format!("cannot resume partition {partition} at {next_offset}: {e}"),
-                });
-                break;
+            match self.source.seek(partition, next_offset) {
+                Ok(true) => moved.push(partition),
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(BackendError::Server {
+                        backend: "mem",
+                        message: format!(
+                            "cannot resume partition {partition} at {next_offset}: {e}"
+                        ),
+                    });
+                    break;
+                }
             }
         }
-        Box::pin(async move { result })
+        Box::pin(async move { result.map(|()| moved) })
     }
 }

@@ -376,10 +376,22 @@ impl<In: Clone> Task<In> {
             return Ok(());
         };
         let positions = checkpoints.restored_positions(&self.letters.topic);
-        match self.reader.as_deref_mut() {
-            Some(reader) if !positions.is_empty() => reader.seek(&positions).await,
-            _ => Ok(()),
+        let Some(reader) = self.reader.as_deref_mut() else {
+            return Ok(());
+        };
+        if positions.is_empty() {
+            return Ok(());
         }
+        // What the checkpoint covers counts as processed: the next checkpoint commits it,
+        // should the group's offsets lag behind (a crash between the two).
+        for partition in reader.seek(&positions).await? {
+            if let Some(&(_, next_offset)) = positions.iter().find(|(p, _)| *p == partition)
+                && let Some(offset) = next_offset.checked_sub(1)
+            {
+                note_processed(&mut self.processed, Position { partition, offset });
+            }
+        }
+        Ok(())
     }
 
     /// Ends the task: leaves its group (its partitions go to the other members at once) and

@@ -106,7 +106,8 @@ fn records_from_redis_cli_are_read_and_the_output_is_readable_json() -> Result {
         server.cli(&["XADD", "clicks:0", "*", "payload", &json]);
     }
     // Not a click: a dead letter, and the pipeline goes on.
-    server.cli(&["XADD", "clicks:0", "*", "payload", "{not json"]);
+    let bad_id = server.cli(&["XADD", "clicks:0", "*", "payload", "{not json"]);
+    let bad_id = bad_id.trim().to_owned();
     server.cli(&[
         "XADD",
         "clicks:0",
@@ -139,6 +140,12 @@ fn records_from_redis_cli_are_read_and_the_output_is_readable_json() -> Result {
         assert_eq!(letter.stage, "decode");
         let payload = letter.value::<Vec<u8>>().map(Vec::as_slice);
         assert_eq!(payload, Some(&b"{not json"[..]));
+        // It points at the entry as a Redis user names it (issue 15, item 9).
+        assert_eq!(letter.id.as_deref(), Some(bad_id.as_str()));
+        assert!(
+            letter.to_string().contains(&format!("clicks[0]@{bad_id}")),
+            "{letter}"
+        );
         running.shutdown().await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
@@ -318,6 +325,64 @@ fn dead_letters_are_kept_on_redis_and_outlive_the_pipeline() -> Result {
 /// Issue 15, item 3: a dead letter's payload is stored as base64 (4 characters for 3 bytes),
 /// so a 20 MiB payload that did not decode is kept within the store's 64 MiB limit (as an
 /// array of numbers it took about 80 MiB and was dropped), and reads back byte for byte.
+/// A dead letter too large for the store even in base64 (64 MiB) is kept without its payload,
+/// saying how large it was, and counted (issue 15, item 3): never silently dropped.
+#[test]
+fn a_dead_letter_too_large_to_keep_is_kept_without_its_payload_and_counted() -> Result {
+    let Some(server) = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--proto-max-bulk-len",
+        "256mb",
+    ]) else {
+        return Ok(());
+    };
+    let payload: Vec<u8> = (0..50 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();
+    let mut redis = redis::Client::open(server.url())?.get_connection()?;
+    let _: String = redis::cmd("XADD")
+        .arg("huge-in:0")
+        .arg("*")
+        .arg("payload")
+        .arg(&payload)
+        .query(&mut redis)?;
+    drop(payload);
+    let rt = runtime();
+    rt.block_on(async {
+        let connection = Connection::open(&server.url()).await?;
+        let running = Unlucky::builder()
+            .input("huge-in")
+            .output("huge-out")
+            .options(PipelineOptions::new().connection(&connection).group("huge"))
+            .start()
+            .await?;
+        connection
+            .producer::<u64>("huge-in")
+            .await?
+            .send_batch(0, [12])
+            .await?;
+        let seen = read_until::<u64>(&connection, "huge-out", |s| !s.is_empty()).await?;
+        assert_eq!(seen, [12]);
+        let metrics = running.shutdown().await?;
+        assert_eq!(metrics.dead_letters_stripped, 1);
+        let spec = TopicSpec::new("huge.dead-letters").codec(StoredDeadLetter::codec());
+        let letters = read_until::<StoredDeadLetter>(&connection, spec, |s| !s.is_empty()).await?;
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].stage, "decode");
+        assert_eq!(letters[0].payload, None);
+        assert!(
+            letters[0]
+                .error
+                .contains(&format!("payload of {} bytes was not kept", 50 << 20)),
+            "{}",
+            letters[0].error
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
 #[test]
 fn a_large_undecodable_payload_is_kept_as_a_dead_letter() -> Result {
     let Some(server) = RedisServer::start() else {

@@ -28,6 +28,8 @@ pub struct DeadLetter {
     pub topic: String,
     /// Its partition and offset there.
     pub position: Position,
+    /// The backend's own name for its place, when it is not the offset (Redis: the entry id).
+    pub id: Option<String>,
     /// The record's value, as read; see [`DeadLetter::value`].
     pub value: Arc<dyn Any + Send + Sync>,
     /// The value's type name.
@@ -64,6 +66,7 @@ impl fmt::Display for DeadLetter {
             topic: &self.topic,
             partition: self.position.partition,
             offset: self.position.offset,
+            id: self.id.as_deref(),
             error: &self.error,
         }
         .fmt(f)
@@ -78,6 +81,8 @@ struct Summary<'a> {
     topic: &'a str,
     partition: u32,
     offset: u64,
+    /// Shown instead of the offset when the backend names places its own way.
+    id: Option<&'a str>,
     error: &'a str,
 }
 
@@ -85,15 +90,17 @@ impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "stage `{}` of pipeline `{}` {} on {}[{}]@{}: {}",
+            "stage `{}` of pipeline `{}` {} on {}[{}]@",
             self.stage,
             self.pipeline,
             if self.panicked { "panicked" } else { "failed" },
             self.topic,
             self.partition,
-            self.offset,
-            self.error
-        )
+        )?;
+        match self.id {
+            Some(id) => write!(f, "{id}: {}", self.error),
+            None => write!(f, "{}: {}", self.offset, self.error),
+        }
     }
 }
 
@@ -135,6 +142,10 @@ pub struct StoredDeadLetter {
     pub partition: u32,
     /// Its offset in that partition.
     pub offset: u64,
+    /// The backend's own name for the record's place, when it is not the offset (Redis: the
+    /// entry id, such as `1796450301704-0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The type of the value the dead letter carries.
     pub value_type: String,
     /// The value's bytes in the format `format`: for the record as read, its payload from
@@ -163,6 +174,7 @@ impl StoredDeadLetter {
             topic: letter.topic.clone(),
             partition: letter.position.partition,
             offset: letter.position.offset,
+            id: letter.id.clone(),
             value_type: letter.value_type.to_owned(),
             payload,
             format,
@@ -211,6 +223,7 @@ impl fmt::Display for StoredDeadLetter {
             topic: &self.topic,
             partition: self.partition,
             offset: self.offset,
+            id: self.id.as_deref(),
             error: &self.error,
         }
         .fmt(f)
@@ -381,6 +394,7 @@ mod tests {
                 partition: 2,
                 offset: 7,
             },
+            id: None,
             value: Arc::new(13u64),
             value_type: "u64",
         }

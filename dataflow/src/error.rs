@@ -64,6 +64,15 @@ pub enum PipelineError {
     /// the last one kept stands.
     #[error(transparent)]
     State(#[from] crate::runtime::checkpoint::error::StateError),
+    /// A dead letter could not be kept on the backend, even without its payload: its record is
+    /// not committed, and the task ends (a restart reads it again).
+    #[error("a dead letter could not be kept in `{topic}`: {error}")]
+    DeadLetterLost {
+        /// The dead-letter topic.
+        topic: String,
+        /// Why.
+        error: String,
+    },
     /// A task ended abnormally (it panicked outside a stage).
     #[error("a task of segment {segment} failed: {message}")]
     Task {

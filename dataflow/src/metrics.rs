@@ -30,6 +30,8 @@ pub(crate) struct TaskMetrics {
     /// Partitions whose commit was refused because the group had given them to another
     /// member (their records are read again there).
     pub(crate) commits_refused: u64,
+    /// Dead letters kept without their payload (too large for the store).
+    pub(crate) dead_letters_stripped: u64,
     /// Times the task ended on a transient backend error and was made again.
     pub(crate) outages: u64,
     pub(crate) last_outage: Option<String>,
@@ -44,6 +46,7 @@ impl TaskMetrics {
             end_to_end: (0..nodes).map(|_| histogram()).collect(),
             lagged: 0,
             commits_refused: 0,
+            dead_letters_stripped: 0,
             outages: 0,
             last_outage: None,
         }
@@ -83,6 +86,7 @@ impl Registry {
             }
             merged.lagged += task.lagged;
             merged.commits_refused += task.commits_refused;
+            merged.dead_letters_stripped += task.dead_letters_stripped;
             merged.outages += task.outages;
             if task.last_outage.is_some() {
                 merged.last_outage.clone_from(&task.last_outage);
@@ -120,6 +124,7 @@ impl Registry {
             stages,
             lagged: merged.lagged,
             commits_refused: merged.commits_refused,
+            dead_letters_stripped: merged.dead_letters_stripped,
             outages: merged.outages,
             last_outage: merged.last_outage,
         }
@@ -165,6 +170,9 @@ pub struct Metrics {
     /// Commits refused because the consumer group had given the partition to another member
     /// (another process joined, say): that member reads those records again.
     pub commits_refused: u64,
+    /// Dead letters kept on the backend without their payload, which was too large for the
+    /// store (their error says how large it was).
+    pub dead_letters_stripped: u64,
     /// Times a task ended because its remote backend stayed unreachable longer than the
     /// bridge retries, and joined its group again (the records after its last commit were
     /// read again).
@@ -226,6 +234,13 @@ impl fmt::Display for Metrics {
                 f,
                 "commits refused (partition moved to another member): {}",
                 self.commits_refused
+            )?;
+        }
+        if self.dead_letters_stripped > 0 {
+            writeln!(
+                f,
+                "dead letters kept without their payload (too large): {}",
+                self.dead_letters_stripped
             )?;
         }
         if let (outages @ 1.., Some(last)) = (self.outages, &self.last_outage) {

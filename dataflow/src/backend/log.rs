@@ -168,6 +168,8 @@ pub(crate) struct Batch<T> {
     pub(crate) undecodable: Vec<(RecordMeta, Undecodable)>,
     /// The payloads of `records` (remote backends only), indexed by [`RecordMeta::payload`].
     pub(crate) payloads: Vec<Vec<u8>>,
+    /// The backend's own names of the records' places, beside `payloads` (Redis entry ids).
+    pub(crate) ids: Vec<Option<String>>,
     /// Checkpoint barriers met among the records (internal topics of a checkpointing
     /// pipeline).
     pub(crate) barriers: Vec<Barrier>,
@@ -184,6 +186,7 @@ impl<T> Default for Batch<T> {
             records: Vec::new(),
             undecodable: Vec::new(),
             payloads: Vec::new(),
+            ids: Vec::new(),
             barriers: Vec::new(),
             lagged: 0,
             ended: false,
@@ -197,6 +200,7 @@ impl<T> Batch<T> {
         self.records.clear();
         self.undecodable.clear();
         self.payloads.clear();
+        self.ids.clear();
         self.barriers.clear();
         self.lagged = 0;
         self.ended = false;
@@ -231,6 +235,9 @@ pub struct Undecodable {
     pub error: CodecError,
     /// The bytes as read.
     pub payload: Vec<u8>,
+    /// The backend's own name for the record's place, when it is not the offset (Redis: the
+    /// entry id).
+    pub id: Option<String>,
 }
 
 impl fmt::Display for Undecodable {

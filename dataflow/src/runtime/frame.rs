@@ -180,6 +180,7 @@ impl<T: Send + Sync + 'static> LogReader<T> for FramedReader<T> {
             }
             batch.undecodable.append(&mut self.frames.undecodable);
             batch.payloads.append(&mut self.frames.payloads);
+            batch.ids.append(&mut self.frames.ids);
             batch.lagged += self.frames.lagged;
             batch.ended |= self.frames.ended;
             Ok(())

@@ -14,7 +14,7 @@ use crate::backend::Connection;
 use crate::backend::store::Backend;
 use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::{PipelineError, StartError};
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeKind};
 use crate::metrics::Registry;
 use crate::options::{BackendChoice, Guarantee, PipelineOptions};
 use crate::runtime::checkpoint::coordinator::Coordinator;
@@ -301,6 +301,7 @@ impl Launch {
                     .codec
                     .unwrap_or_else(|| self.backend().default_codec()),
                 checkpoint,
+                input_node: input_node(&self.graph, index),
             };
             let rejoin = Rejoin::new(input.clone(), group.clone(), setup);
             let task = rejoin.task().await?;
@@ -411,4 +412,22 @@ fn count_writers(graph: &Graph, checkpoints: &Checkpoints) {
         // Release: pairs with the Acquire of the readers, which start after this.
         writers.store(count as u32, Ordering::Release);
     }
+}
+
+/// The node that reads segment `segment`'s input: its source, or the repartition, merge or
+/// async stage in front of it.
+fn input_node(graph: &Graph, segment: usize) -> Option<usize> {
+    let in_segment = |n: usize| graph.nodes[n].segment == segment;
+    graph
+        .edges
+        .iter()
+        .find(|&&(from, to)| in_segment(to) && !in_segment(from))
+        .map(|&(from, to)| match graph.nodes[to].kind {
+            NodeKind::Merge | NodeKind::MapAsync | NodeKind::MapAsyncUnordered => to,
+            _ => from,
+        })
+        .or_else(|| {
+            (0..graph.nodes.len())
+                .find(|&n| in_segment(n) && graph.nodes[n].kind == NodeKind::Source)
+        })
 }

@@ -213,6 +213,7 @@ impl<T: Deliver> CodecReader<T> {
                 Ok(value) => {
                     meta.payload = batch.payloads.len() as u32;
                     batch.payloads.push(delivery.payload);
+                    batch.ids.push(delivery.id);
                     batch.records.push(Entry { value, meta });
                 }
                 Err(error) => batch.undecodable.push((
@@ -220,6 +221,7 @@ impl<T: Deliver> CodecReader<T> {
                     Undecodable {
                         error,
                         payload: delivery.payload,
+                        id: delivery.id,
                     },
                 )),
             }

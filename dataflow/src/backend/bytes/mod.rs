@@ -32,6 +32,9 @@ pub struct Delivery {
     pub timestamp_nanos: u64,
     /// The encoded value.
     pub payload: Vec<u8>,
+    /// The backend's own name for the record's place, when it is not the offset (Redis: the
+    /// entry id): dead letters show it.
+    pub id: Option<String>,
 }
 
 /// A log service that holds topics of encoded records: implemented by the Redis, Kafka and

@@ -166,6 +166,7 @@ fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
             .unwrap_or_default()
             .saturating_mul(1_000_000),
         payload: message.payload().unwrap_or_default().to_vec(),
+        id: None,
     }
 }
 

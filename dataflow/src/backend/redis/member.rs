@@ -331,6 +331,7 @@ impl RedisMember {
                             offset,
                             timestamp_nanos: id.timestamp_nanos(),
                             payload,
+                            id: Some(entry_id),
                         });
                     }
                     // Trimmed away while pending: nothing to read, acknowledge it.

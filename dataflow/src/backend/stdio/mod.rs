@@ -278,6 +278,7 @@ impl RemoteMember for LineReader {
                             offset: self.next_offset,
                             timestamp_nanos: now_nanos(),
                             payload: line.into_bytes(),
+                            id: None,
                         });
                         self.next_offset += 1;
                     }

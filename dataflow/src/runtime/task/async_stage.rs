@@ -32,6 +32,10 @@ impl<In: Clone> Task<In> {
         if !self.fill().await {
             return false;
         }
+        {
+            let metrics = Arc::clone(&self.metrics);
+            self.undecodable_before(&mut lock(&metrics), None);
+        }
         let limit = limit.max(1);
         let (metas, values): (Vec<RecordMeta>, Vec<In>) = self
             .batch

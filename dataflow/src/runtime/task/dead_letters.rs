@@ -22,6 +22,8 @@ pub(super) struct DeadInput {
     pub(super) value_type: &'static str,
     /// Its bytes and their codec, for the backend's copy.
     pub(super) payload: Option<(Vec<u8>, Codec)>,
+    /// The backend's own name for its place (Redis: the entry id).
+    pub(super) id: Option<String>,
 }
 
 /// Where a task's dead letters go.
@@ -52,6 +54,7 @@ impl DeadLetters {
             panicked: false,
             topic: self.topic.clone(),
             position,
+            id: undecodable.id,
             value: Arc::new(undecodable.payload),
             value_type: "Vec<u8>",
         };
@@ -73,6 +76,7 @@ impl DeadLetters {
                 panicked: failure.panicked,
                 topic: self.topic.clone(),
                 position,
+                id: input.id.clone(),
                 value: Arc::clone(&input.value),
                 value_type: input.value_type,
             };
@@ -97,6 +101,7 @@ impl DeadLetters {
             panicked: false,
             topic: self.topic.clone(),
             position,
+            id: None,
             value,
             value_type,
         };
@@ -111,11 +116,38 @@ impl DeadLetters {
     }
 
     /// Sends what was buffered: to the backend first, where they are kept, then to this
-    /// process's topic.
-    pub(super) async fn flush(&mut self) -> Result<(), PipelineError> {
+    /// process's topic. Returns how many were kept without their payload.
+    ///
+    /// A dead letter too large for the store (its payload over 64 MiB, say) is kept without
+    /// its payload, saying so; one that cannot be kept even so fails the task, so that its
+    /// record is not committed.
+    pub(super) async fn flush(&mut self) -> Result<u64, PipelineError> {
         self.stored.flush().await?;
-        // A dead letter too large for the store (over 64 MiB) is kept in this process only.
-        self.stored.rejected.clear();
-        self.local.flush().await
+        let mut stripped = 0;
+        for rejected in std::mem::take(&mut self.stored.rejected) {
+            let Some(letter) = rejected.value.downcast_ref::<StoredDeadLetter>() else {
+                continue;
+            };
+            let mut letter = letter.clone();
+            let size = letter.payload.take().map_or(0, |p| p.len());
+            letter.format = None;
+            letter.error = format!(
+                "{} (its payload of {size} bytes was not kept: {})",
+                letter.error, rejected.error
+            );
+            self.stored.push(0, letter);
+            stripped += 1;
+        }
+        if stripped > 0 {
+            self.stored.flush().await?;
+            if let Some(rejected) = self.stored.rejected.pop() {
+                return Err(PipelineError::DeadLetterLost {
+                    topic: self.stored.topic().to_owned(),
+                    error: rejected.error,
+                });
+            }
+        }
+        self.local.flush().await?;
+        Ok(stripped)
     }
 }

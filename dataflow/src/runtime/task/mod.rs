@@ -64,6 +64,8 @@ pub(crate) struct TaskSetup {
     pub(crate) codec: Codec,
     /// How the task takes part in checkpoints, in a pipeline that takes them.
     pub(crate) checkpoint: Option<CheckpointSetup>,
+    /// The node that reads the segment's input.
+    pub(crate) input_node: Option<usize>,
 }
 
 /// One task of a segment.
@@ -80,6 +82,8 @@ pub struct Task<In> {
     codec: Codec,
     /// Its part in checkpoints, in a pipeline that takes them.
     checkpoints: Option<Checkpoints>,
+    /// The node that reads the segment's input: records that do not decode count there.
+    input_node: Option<usize>,
     /// The last record processed in each partition, to commit (a task usually reads one
     /// partition, so this is usually one entry, updated in place). With checkpoints, what
     /// was processed since the task started.
@@ -152,6 +156,7 @@ impl<In: Exchange> Task<In> {
             letters,
             codec: setup.codec,
             checkpoints,
+            input_node: setup.input_node,
             processed: Vec::new(),
             error: None,
             held: Vec::new(),
@@ -195,12 +200,33 @@ impl<In: Clone> Task<In> {
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.note(&self.batch.barriers);
         }
-        let codec = reader.payload_codec();
-        for (meta, undecodable) in std::mem::take(&mut self.batch.undecodable) {
+        true
+    }
+
+    /// Turns the batch's payloads that did not decode into dead letters of the `decode` step,
+    /// those before `position` in its partition (all, without a position), so that dead letters
+    /// come in the order their records were read. Counted at the segment's input node.
+    fn undecodable_before(&mut self, metrics: &mut TaskMetrics, position: Option<Position>) {
+        let codec = self.reader.as_deref().and_then(|r| r.payload_codec());
+        let before = |meta: &RecordMeta| {
+            position.is_none_or(|p| meta.position.partition != p.partition || meta.position < p)
+        };
+        while self
+            .batch
+            .undecodable
+            .first()
+            .is_some_and(|(meta, _)| before(meta))
+        {
+            let (meta, undecodable) = self.batch.undecodable.remove(0);
+            if let Some(node) = self.input_node {
+                metrics.failures[node] += 1;
+                if self.letters.graph.nodes[node].kind == crate::graph::NodeKind::Source {
+                    metrics.counts[node] += 1;
+                }
+            }
             self.letters.undecodable(meta.position, undecodable, codec);
             note_processed(&mut self.processed, meta.position);
         }
-        true
     }
 
     /// Reads a batch of records and runs `stages` on each. Returns `false` once the task must
@@ -215,7 +241,17 @@ impl<In: Clone> Task<In> {
         let metrics = Arc::clone(&self.metrics);
         let mut metrics = lock(&metrics);
         let mut records = std::mem::take(&mut self.batch.records);
+        // The last record of the partition being read: records of a partition come in order,
+        // so its position is noted once per run of the partition, not once per record.
+        let mut last: Option<Position> = None;
         for entry in records.drain(..) {
+            let position = entry.meta.position;
+            if last.is_some_and(|l| l.partition != position.partition) {
+                note_processed(&mut self.processed, last.take().expect("checked"));
+            }
+            if !self.batch.undecodable.is_empty() {
+                self.undecodable_before(&mut metrics, Some(position));
+            }
             let sampled = self.sampling.next();
             let mut cx = Cx {
                 metrics: &mut metrics,
@@ -231,19 +267,33 @@ impl<In: Clone> Task<In> {
                 cx.metrics.failures[node] += 1;
                 self.failures.push(Failure::panic(node, &*panic));
             }
-            self.after_record(&entry.meta);
+            if !self.failures.is_empty() {
+                self.dead_letters(&entry.meta);
+            }
+            last = Some(position);
         }
+        if let Some(last) = last {
+            note_processed(&mut self.processed, last);
+        }
+        self.undecodable_before(&mut metrics, None);
         // The (now empty) vector is kept for the next batch.
         self.batch.records = records;
         true
     }
 
-    /// After a record's stages: its dead letters if a stage failed, and its position to commit.
+    /// The failures recorded for the record `meta`, as dead letters.
+    #[cold]
+    fn dead_letters(&mut self, meta: &RecordMeta) {
+        let input = self.dead_input(meta);
+        self.letters
+            .failed(&mut self.failures, meta.position, input);
+    }
+
+    /// After a record's stages, one at a time (async stages): its dead letters if a stage
+    /// failed, and its position to commit.
     fn after_record(&mut self, meta: &RecordMeta) {
         if !self.failures.is_empty() {
-            let input = self.dead_input(meta);
-            self.letters
-                .failed(&mut self.failures, meta.position, input);
+            self.dead_letters(meta);
         }
         note_processed(&mut self.processed, meta.position);
     }
@@ -271,6 +321,7 @@ impl<In: Clone> Task<In> {
             value: value.map_or_else(|| Arc::new(()) as Arc<dyn Any + Send + Sync>, self.erase),
             value_type: std::any::type_name::<In>(),
             payload,
+            id: self.batch.ids.get(meta.payload as usize).cloned().flatten(),
         }
     }
 
@@ -319,7 +370,10 @@ impl<In: Clone> Task<In> {
         &mut self,
         states: &mut [&mut dyn Snapshot],
     ) -> Result<(), PipelineError> {
-        self.letters.flush().await?;
+        let stripped = self.letters.flush().await?;
+        if stripped > 0 {
+            lock(&self.metrics).dead_letters_stripped += stripped;
+        }
         let positions = match &mut self.checkpoints {
             None => std::mem::take(&mut self.processed),
             Some(checkpoints) => {

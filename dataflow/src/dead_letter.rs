@@ -144,7 +144,7 @@ pub struct StoredDeadLetter {
     pub offset: u64,
     /// The backend's own name for the record's place, when it is not the offset (Redis: the
     /// entry id, such as `1796450301704-0`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub id: Option<String>,
     /// The type of the value the dead letter carries.
     pub value_type: String,

@@ -10,7 +10,7 @@ use crate::backend::log::{LogTopic, LogWriter};
 use crate::codec::CodecError;
 use crate::error::PipelineError;
 use crate::partition::partition_of;
-use crate::runtime::checkpoint::transaction::{AppendLater, HeldOutputs};
+use crate::runtime::checkpoint::transaction::{AppendLater, HeldOutputs, held_codec};
 use crate::stage::Key;
 
 /// Values bound for one topic, buffered during a batch.
@@ -50,11 +50,6 @@ fn append_held<T: Send + Sync + 'static>(
             writer.append(partition, &mut values, None).await
         })
     })
-}
-
-/// How held-back outputs are encoded in a checkpoint.
-pub(crate) fn held_codec() -> crate::codec::Codec {
-    crate::codec::Codec::bincode().max_bytes(usize::MAX)
 }
 
 fn encode_held<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {

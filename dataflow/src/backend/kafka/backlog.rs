@@ -10,8 +10,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use super::context::Context;
 use super::drop_blocking;
-use super::errors::Context;
 
 /// Bound of one offset or watermark request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,51 +1,13 @@
 //! What an rdkafka error means for the pipeline: fatal (auth, TLS), an outage librdkafka
-//! rides out, or a rebalance. Kept apart because librdkafka reports the real cause of a
-//! timeout (a refused password) only through a client's error callback.
+//! rides out, or a rebalance. A timeout is explained by the client's last reported error
+//! (see `context.rs`): librdkafka reports a refused password only through that callback.
 
-use std::sync::{Arc, Mutex};
-
-use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::SCHEME;
-use super::member::{LocalGroup, MemberState};
+use super::context::Context;
 use crate::backend::BackendError;
 use crate::backend::url::is_secret_key;
-
-/// The last error librdkafka reported to a client (through its error callback), to explain
-/// an operation that merely timed out (a refused password shows only there).
-/// On a consumer, it also follows the member's assignment.
-#[derive(Clone, Default)]
-pub(super) struct Context {
-    last_error: Arc<Mutex<Option<(RDKafkaErrorCode, String)>>>,
-    pub(super) member: Option<(Arc<LocalGroup>, Arc<MemberState>)>,
-}
-
-impl Context {
-    /// The context of a consumer that is `member` of the local `group`.
-    pub(super) fn for_member(group: Arc<LocalGroup>, member: Arc<MemberState>) -> Self {
-        Self {
-            member: Some((group, member)),
-            ..Self::default()
-        }
-    }
-
-    fn last_error(&self) -> Option<(RDKafkaErrorCode, String)> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl ClientContext for Context {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if let Some(code) = error.rdkafka_error_code() {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((code, reason.to_owned()));
-        }
-    }
-}
 
 /// What an error code means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +148,7 @@ pub(super) fn join_error(error: tokio::task::JoinError) -> BackendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::client::ClientContext;
 
     #[test]
     fn classifies_auth_tls_and_outages() {

@@ -3,114 +3,24 @@
 //! between local tasks (each keeps its keyed state) while the group rebalances.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{FutureExt, StreamExt};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::errors::{Class, Context, backend_error, class_of, code_of, join_error};
+use super::context::{Context, LocalGroup, MemberState};
+use super::errors::{Class, backend_error, class_of, code_of, join_error};
 use super::{SCHEME, drop_blocking, lock};
 use crate::backend::{BackendError, BoxFuture, Delivery, RemoteMember};
 
 /// How long leaving a group may take before it goes on in the background.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long after the last local join a member holds records back while the group settles.
-const SETTLE_LIMIT: Duration = Duration::from_secs(30);
-
-/// The members of one consumer group of one topic in this process.
-pub(super) struct LocalGroup {
-    /// Members the runtime joins per process (one per partition).
-    expected: usize,
-    /// Bumped at each local join.
-    epoch: AtomicU64,
-    members: Mutex<Vec<Arc<MemberState>>>,
-    last_join: Mutex<Instant>,
-}
-
-/// What the rebalance callbacks of one member saw.
-#[derive(Default)]
-pub(super) struct MemberState {
-    /// Its place among the local members (the lowest free one when it joined): names its
-    /// static identity, so that a member made after a restart or an outage takes the place
-    /// of the one it replaces.
-    slot: usize,
-    /// Its partitions, `None` while revoked.
-    assignment: Mutex<Option<Vec<i32>>>,
-    /// The group's epoch at its last assignment.
-    assigned_at: AtomicU64,
-    /// Bumped at each assignment.
-    assignments: AtomicU64,
-}
-
-impl LocalGroup {
-    /// The books of a group of which this process joins `expected` members.
-    pub(super) fn new(expected: usize) -> Self {
-        Self {
-            expected,
-            epoch: AtomicU64::new(0),
-            members: Mutex::default(),
-            last_join: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Whether every local member has joined and got its partitions after the last join,
-    /// with no partition given twice (a stale assignment would overlap a fresh one).
-    fn settled(&self) -> bool {
-        if lock(&self.last_join).elapsed() > SETTLE_LIMIT {
-            return true;
-        }
-        let members = lock(&self.members);
-        if members.len() < self.expected {
-            return false;
-        }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let mut seen = Vec::new();
-        for member in members.iter() {
-            if member.assigned_at.load(Ordering::Acquire) != epoch {
-                return false;
-            }
-            let Some(partitions) = lock(&member.assignment).clone() else {
-                return false;
-            };
-            for partition in partitions {
-                if seen.contains(&partition) {
-                    return false;
-                }
-                seen.push(partition);
-            }
-        }
-        true
-    }
-}
-
-impl ConsumerContext for Context {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Some((group, member)) = &self.member else {
-            return;
-        };
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let partitions = list.elements().iter().map(|e| e.partition()).collect();
-                *lock(&member.assignment) = Some(partitions);
-                member
-                    .assigned_at
-                    .store(group.epoch.load(Ordering::Acquire), Ordering::Release);
-                member.assignments.fetch_add(1, Ordering::AcqRel);
-            }
-            Rebalance::Revoke(_) => *lock(&member.assignment) = None,
-            Rebalance::Error(_) => {}
-        }
-    }
-}
-
 /// One consumer of a Kafka consumer group.
 pub struct KafkaMember {
     topic: String,

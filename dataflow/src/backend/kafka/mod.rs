@@ -63,14 +63,16 @@ use rdkafka::producer::Producer;
 use super::{BackendError, BackendUrl, BoxFuture, RemoteBackend, RemoteMember, RemoteProducer};
 
 mod backlog;
+mod context;
 mod errors;
 mod member;
 mod producer;
 
 use backlog::Backlogs;
-use errors::{Class, Context, backend_error, classify, join_error};
+use context::Context;
+use context::LocalGroup;
+use errors::{Class, backend_error, classify, join_error};
 pub use member::KafkaMember;
-use member::LocalGroup;
 pub use producer::KafkaProducer;
 use producer::SharedProducer;
 

@@ -11,7 +11,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::backlog::{Backlogs, largest_backlog};
-use super::errors::{Context, backend_error, join_error};
+use super::context::Context;
+use super::errors::{backend_error, join_error};
 use super::{LocalGroups, SCHEME, drop_blocking, lock};
 use crate::backend::{BackendError, BoxFuture, RemoteProducer};
 

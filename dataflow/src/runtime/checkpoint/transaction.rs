@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 use super::error::StateError;
 use crate::backend::log::LogTopic;
 use crate::backend::{BackendError, BoxFuture};
-use crate::runtime::output::held_codec;
 use crate::stage::Deliver;
+
+/// How held-back outputs are encoded in a checkpoint.
+pub(crate) fn held_codec() -> crate::codec::Codec {
+    crate::codec::Codec::bincode().max_bytes(usize::MAX)
+}
 
 /// Appends held-back outputs (typed, in memory) to their sink.
 pub(crate) type AppendLater =

@@ -281,3 +281,117 @@ fn a_dead_letter_is_kept_on_every_backend_with_its_input() -> Result {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// Two readers of one group on `url`: once the second has taken a partition the first read
+/// from, the first's commit of it is refused and reported. Returns what the first's commit
+/// refused.
+async fn refused_commit_on(url: &str) -> Result<Vec<u32>> {
+    let topic = unique("refusal");
+    let group = unique("refusal-group");
+    let first_connection = Connection::open(url).await?;
+    let mut producer = first_connection
+        .producer::<u64>(TopicSpec::new(&topic).partitions(2))
+        .await?;
+    producer.send_batch(0, [10]).await?;
+    producer.send_batch(1, [11]).await?;
+    let mut first = first_connection
+        .reader::<u64>(topic.as_str(), &group)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut read = 0;
+    while read < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{url}: the first reader read {read} of 2"
+        );
+        read += first
+            .recv_batch(16, Duration::from_millis(200))
+            .await?
+            .len();
+    }
+    // Another process joins the group (a connection of its own; on the embedded broker, the
+    // same broker) and takes a partition over; the first keeps polling, so that it learns of
+    // the rebalance as a member does.
+    let second_connection = match first_connection.broker() {
+        Some(_) => first_connection.clone(),
+        None => Connection::open(url).await?,
+    };
+    let mut second = second_connection
+        .reader::<u64>(topic.as_str(), &group)
+        .await?;
+    let mut taken = Vec::new();
+    while taken.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{url}: the second reader never got a partition"
+        );
+        first.recv_batch(16, Duration::from_millis(100)).await?;
+        taken = second.recv_batch(16, Duration::from_millis(100)).await?;
+    }
+    let refused = first.commit().await?;
+    let taken: Vec<u32> = taken.iter().map(|r| r.position.partition).collect();
+    assert!(
+        taken.iter().all(|p| refused.contains(p)),
+        "{url}: the second reader took {taken:?}, the first's commit refused {refused:?}"
+    );
+    second.leave().await?;
+    first.leave().await?;
+    Ok(refused)
+}
+
+#[test]
+fn a_commit_of_a_partition_another_member_took_is_refused_on_every_backend() -> Result {
+    let redis = RedisServer::start();
+    let tansu = Tansu::start();
+    let mut urls = vec!["mem://".to_owned()];
+    urls.extend(redis.as_ref().map(RedisServer::url));
+    urls.extend(tansu.as_ref().map(Tansu::url));
+    let rt = runtime();
+    for url in urls {
+        let refused = rt.block_on(refused_commit_on(&url))?;
+        assert!(!refused.is_empty(), "{url}: nothing refused");
+    }
+    Ok(())
+}
+
+/// A reader that falls behind a topic's retention is told how many records it missed, once,
+/// and goes on from the oldest kept: read + skipped is exactly what was sent (backends that
+/// drop records by retention: the embedded broker; Redis trims without telling, see
+/// `docs/bridges.md`).
+#[test]
+fn a_reader_behind_retention_is_told_exactly_what_it_missed() -> Result {
+    use dataflow::broker::{Broker, Overflow, TopicConfig};
+    let rt = runtime();
+    rt.block_on(async {
+        let broker = Broker::new();
+        let lossy = broker.topic::<u64>(
+            "lossy",
+            TopicConfig::new().capacity(100, Overflow::DropOldest),
+        )?;
+        let producer = lossy.producer();
+        producer
+            .send_batch(0, (0..10).collect::<Vec<u64>>())
+            .await?;
+        let connection = Connection::mem(&broker);
+        let mut reader = connection.reader::<u64>("lossy", "slow").await?;
+        let mut read = reader
+            .recv_batch(10, Duration::from_millis(200))
+            .await?
+            .len() as u64;
+        producer
+            .send_batch(0, (10..5_000).collect::<Vec<u64>>())
+            .await?;
+        let mut skipped = 0;
+        loop {
+            match reader.recv_batch(1000, Duration::from_millis(100)).await {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => read += batch.len() as u64,
+                Err(dataflow::backend::BackendError::Lagged { skipped: n, .. }) => skipped += n,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        assert!(skipped > 0, "the reader fell behind");
+        assert_eq!(read + skipped, 5_000, "read {read}, skipped {skipped}");
+        Result::Ok(())
+    })
+}

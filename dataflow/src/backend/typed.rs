@@ -198,14 +198,15 @@ impl<T: Send + Sync + 'static> TopicReader<T> {
         Ok(received)
     }
 
-    /// Commits every record returned so far.
-    pub async fn commit(&mut self) -> Result<(), BackendError> {
+    /// Commits every record returned so far. Returns the partitions whose commit was refused
+    /// because the group gave them to another member meanwhile (it reads their records
+    /// again): the same on every backend.
+    pub async fn commit(&mut self) -> Result<Vec<u32>, BackendError> {
         if self.returned.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let returned = std::mem::take(&mut self.returned);
-        self.reader().commit(&returned).await?;
-        Ok(())
+        self.reader().commit(&returned).await
     }
 
     /// Leaves the group (its partitions go to the other members at once).

@@ -264,8 +264,7 @@ impl<T: Deliver> LogReader<T> for CodecReader<T> {
         Box::pin(async move {
             let positions: Vec<(u32, u64)> =
                 positions.iter().map(|p| (p.partition, p.offset)).collect();
-            self.member().await?.commit(&positions).await?;
-            Ok(Vec::new())
+            self.member().await?.commit(&positions).await
         })
     }
 

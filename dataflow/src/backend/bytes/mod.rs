@@ -108,12 +108,12 @@ pub trait RemoteMember: Send {
     ) -> BoxFuture<'_, Result<Vec<Delivery>, BackendError>>;
 
     /// Commits, for each `(partition, offset)`, every record of that partition up to and
-    /// including `offset`. A commit for a partition the member no longer owns is dropped
-    /// (its new owner reads those records again: at-least-once).
+    /// including `offset`. A commit for a partition the member no longer owns is refused, and
+    /// the partition returned (its new owner reads those records again: at-least-once).
     fn commit<'a>(
         &'a mut self,
         positions: &'a [(u32, u64)],
-    ) -> BoxFuture<'a, Result<(), BackendError>>;
+    ) -> BoxFuture<'a, Result<Vec<u32>, BackendError>>;
 
     /// Leaves the group, handing this member's partitions to the others at once.
     fn leave(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;

@@ -206,23 +206,26 @@ fn commit_owned(
     consumer: &StreamConsumer<Context>,
     topic: &str,
     positions: &[(u32, u64)],
-) -> Result<(), KafkaError> {
+) -> Result<Vec<u32>, KafkaError> {
     let assignment = consumer.assignment()?;
     let mut offsets = TopicPartitionList::new();
+    let mut refused = Vec::new();
     for &(partition, offset) in positions {
-        let (Ok(partition), Ok(next)) = (i32::try_from(partition), i64::try_from(offset + 1))
+        let (Ok(kafka_partition), Ok(next)) = (i32::try_from(partition), i64::try_from(offset + 1))
         else {
             continue;
         };
         // A partition revoked meanwhile is left to its new owner, which reads it again.
-        if assignment.find_partition(topic, partition).is_some() {
-            offsets.add_partition_offset(topic, partition, Offset::Offset(next))?;
+        if assignment.find_partition(topic, kafka_partition).is_some() {
+            offsets.add_partition_offset(topic, kafka_partition, Offset::Offset(next))?;
+        } else {
+            refused.push(partition);
         }
     }
-    if offsets.count() == 0 {
-        return Ok(());
+    if offsets.count() > 0 {
+        consumer.commit(&offsets, CommitMode::Sync)?;
     }
-    consumer.commit(&offsets, CommitMode::Sync)
+    Ok(refused)
 }
 
 impl RemoteMember for KafkaMember {
@@ -292,10 +295,10 @@ impl RemoteMember for KafkaMember {
     fn commit<'a>(
         &'a mut self,
         positions: &'a [(u32, u64)],
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
+    ) -> BoxFuture<'a, Result<Vec<u32>, BackendError>> {
         Box::pin(async move {
             if positions.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             let consumer = self.consumer()?;
             let started = Instant::now();
@@ -315,18 +318,21 @@ impl RemoteMember for KafkaMember {
                         message: format!("offset commit still waiting after {:?}", self.retry_for),
                     })?
                     .map_err(join_error)?;
-                let Err(error) = result else {
-                    return Ok(());
+                let error = match result {
+                    Ok(refused) => return Ok(refused),
+                    Err(error) => error,
                 };
                 match class_of(&error) {
                     // The group moved on (its partitions are being reassigned): the records
                     // are read again by their next owner, unless a later commit covers them.
-                    Class::Rebalance => return Ok(()),
+                    Class::Rebalance => return Ok(positions.iter().map(|&(p, _)| p).collect()),
                     Class::Transient if started.elapsed() < self.retry_for => {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(2));
                     }
-                    _ if code_of(&error) == Some(RDKafkaErrorCode::NoOffset) => return Ok(()),
+                    _ if code_of(&error) == Some(RDKafkaErrorCode::NoOffset) => {
+                        return Ok(Vec::new());
+                    }
                     _ => return Err(self.error(&error)),
                 }
             }

@@ -502,11 +502,18 @@ impl RemoteMember for RedisMember {
     fn commit<'a>(
         &'a mut self,
         positions: &'a [(u32, u64)],
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
+    ) -> BoxFuture<'a, Result<Vec<u32>, BackendError>> {
         Box::pin(async move {
             let mut pipe = redis::pipe();
             let mut any = false;
+            let mut refused = Vec::new();
             for &(partition, offset) in positions {
+                // A partition handed over meanwhile: its new owner claimed what this member
+                // had read and reads it again.
+                if !self.owned.contains_key(&partition) {
+                    refused.push(partition);
+                    continue;
+                }
                 let Some(unacked) = self.unacked.get_mut(&partition) else {
                     continue;
                 };
@@ -527,7 +534,7 @@ impl RemoteMember for RedisMember {
             if any {
                 self.commands.query_pipe::<()>(&pipe).await?;
             }
-            Ok(())
+            Ok(refused)
         })
     }
 

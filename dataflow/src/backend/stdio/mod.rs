@@ -298,8 +298,8 @@ impl RemoteMember for LineReader {
     fn commit<'a>(
         &'a mut self,
         _positions: &'a [(u32, u64)],
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async { Ok(()) })
+    ) -> BoxFuture<'a, Result<Vec<u32>, BackendError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     fn leave(&mut self) -> BoxFuture<'_, Result<(), BackendError>> {

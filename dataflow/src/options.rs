@@ -12,6 +12,7 @@ pub struct PipelineOptions {
     pub(crate) backend: Option<BackendChoice>,
     pub(crate) codec: Option<Codec>,
     pub(crate) batch: usize,
+    pub(crate) linger: std::time::Duration,
     pub(crate) sample_every: u32,
     pub(crate) metrics: bool,
     pub(crate) internal_capacity: u64,
@@ -46,6 +47,7 @@ impl Default for PipelineOptions {
             backend: None,
             codec: None,
             batch: 256,
+            linger: std::time::Duration::ZERO,
             sample_every: 1024,
             metrics: true,
             internal_capacity: 1 << 14,
@@ -100,6 +102,17 @@ impl PipelineOptions {
     /// batches amortise commits; smaller ones lower latency under load.
     pub fn batch(mut self, records: usize) -> Self {
         self.batch = records.max(1);
+        self
+    }
+
+    /// How long a task's batch waits for more records once it has some, up to the
+    /// [`batch`](Self::batch) size (default: not at all, so a record goes on as soon as it is
+    /// read). Micro-batching: under light load, a linger of a few hundred microseconds makes
+    /// fewer, larger batches (fewer appends, commits and wake-ups per record) at the price of
+    /// up to that much latency per record; under heavy load batches fill by themselves. The
+    /// latency benchmark draws the trade.
+    pub fn linger(mut self, linger: std::time::Duration) -> Self {
+        self.linger = linger;
         self
     }
 

@@ -292,6 +292,7 @@ impl Launch {
                 signal: receiver.clone(),
                 metrics: self.registry.task(self.graph.nodes.len()),
                 batch: self.options.batch,
+                linger: self.options.linger,
                 sample_every: self.options.sample_every,
                 latency: self.options.metrics,
                 dead_letters: self.dead_letters.clone(),

@@ -55,6 +55,8 @@ pub(crate) struct TaskSetup {
     pub(crate) signal: watch::Receiver<Mode>,
     pub(crate) metrics: Arc<Mutex<TaskMetrics>>,
     pub(crate) batch: usize,
+    /// How long a batch waits for more records once it has some.
+    pub(crate) linger: std::time::Duration,
     pub(crate) sample_every: u32,
     pub(crate) latency: bool,
     pub(crate) dead_letters: Topic<DeadLetter>,
@@ -148,7 +150,7 @@ impl<In: Exchange> Task<In> {
         Ok(Self {
             reader: Some(reader),
             batch: Batch::default(),
-            control: Control::new(setup.signal, trigger, setup.batch),
+            control: Control::new(setup.signal, trigger, setup.batch, setup.linger),
             metrics: setup.metrics,
             sampling: Sampling::new(setup.latency, setup.sample_every),
             clock: quanta::Clock::new(),

@@ -35,6 +35,8 @@ pub(super) struct Control {
     mode: Mode,
     /// Records per batch at most.
     batch: usize,
+    /// How long a batch waits for more records once it has some (zero: not at all).
+    linger: std::time::Duration,
     finished: bool,
 }
 
@@ -43,10 +45,12 @@ impl Control {
         signal: watch::Receiver<Mode>,
         trigger: Option<watch::Receiver<u64>>,
         batch: usize,
+        linger: std::time::Duration,
     ) -> Self {
         Self {
             signal,
             trigger,
+            linger,
             mode: Mode::Run,
             batch: batch.max(1),
             finished: false,
@@ -119,6 +123,9 @@ impl Control {
                 batch.ended = false;
             }
             if batch.has_work() {
+                if self.mode == Mode::Run && !self.linger.is_zero() {
+                    self.linger(reader, batch).await?;
+                }
                 return Ok(Next::Batch);
             }
             if self.mode == Mode::Drain {
@@ -126,6 +133,30 @@ impl Control {
                 return Ok(Next::End);
             }
         }
+    }
+
+    /// Lets a batch that is not full wait up to the linger time for more records (micro-batching:
+    /// fewer, larger batches under light load, at the price of that much latency). A barrier
+    /// or a change of mode ends the wait.
+    async fn linger<In>(
+        &mut self,
+        reader: &mut dyn LogReader<In>,
+        batch: &mut Batch<In>,
+    ) -> Result<(), BackendError> {
+        let deadline = tokio::time::Instant::now() + self.linger;
+        while batch.len() < self.batch && batch.barriers.is_empty() && !batch.ended {
+            tokio::select! {
+                biased;
+                // Seen at the next read.
+                _ = self.signal.changed() => {
+                    self.mode = *self.signal.borrow_and_update();
+                    break;
+                }
+                () = tokio::time::sleep_until(deadline) => break,
+                read = reader.read(self.batch, Wait::ForRecords, batch) => read?,
+            }
+        }
+        Ok(())
     }
 
     /// Ends the task at the next read (after a read error).

@@ -45,6 +45,17 @@ pub(crate) enum Binding {
     Two(Option<syn::Ident>, Option<syn::Ident>),
 }
 
+impl Binding {
+    /// The names it binds (not `_`).
+    pub(crate) fn names(&self) -> Vec<&syn::Ident> {
+        match self {
+            Binding::None | Binding::One(None) => vec![],
+            Binding::One(Some(a)) => vec![a],
+            Binding::Two(a, b) => a.iter().chain(b.iter()).collect(),
+        }
+    }
+}
+
 pub(crate) struct Statement {
     pub(crate) binding: Binding,
     pub(crate) chain: Chain,

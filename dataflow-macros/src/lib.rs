@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 
 mod errors;
+mod names;
 mod operators;
 mod pipeline;
 mod stage;

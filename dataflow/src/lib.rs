@@ -84,6 +84,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod backend;
+pub mod builder;
 pub mod codec;
 mod dead_letter;
 mod error;
@@ -107,6 +108,7 @@ pub use broker;
 pub use broker::Topic;
 pub use dataflow_macros::{pipeline, stage};
 
+pub use crate::builder::{Bound, Unbound};
 pub use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 pub use crate::error::{PipelineError, StartError};
 pub use crate::graph::{Graph, Node, NodeKind};

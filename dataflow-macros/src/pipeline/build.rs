@@ -55,7 +55,12 @@ pub(crate) fn build(model: &Model, errors: &mut Errors) -> Graph {
             builder.abandon(statement);
         }
     }
-    check::finish(&mut builder, errors);
+    check::finish(&builder, errors);
+    let mut names: Vec<String> = builder.graph.nodes.iter().map(|n| n.name.clone()).collect();
+    crate::names::unique(&mut names);
+    for (node, name) in builder.graph.nodes.iter_mut().zip(names) {
+        node.name = name;
+    }
     for node in &mut builder.graph.nodes {
         // A sink nothing writes to (reported) runs nowhere.
         if node.segment == usize::MAX {
@@ -90,6 +95,7 @@ impl Builder<'_> {
                 span: param.name.span(),
                 inputs: Vec::new(),
                 input_spans: Vec::new(),
+                use_spans: Vec::new(),
                 segment,
                 keyed: false,
                 param: Some(index),
@@ -128,6 +134,13 @@ impl Builder<'_> {
             stream.uses += 1;
             return stream.port;
         }
+        if self.model.is_value(ident) {
+            errors.push(
+                ident.span(),
+                format!("`{name}` is a value, not a stream: a chain starts at a source parameter or at a stream bound with `let`"),
+            );
+            return None;
+        }
         match self.bound_at.get(&name) {
             Some(&at) if at >= statement => errors.push(
                 ident.span(),
@@ -161,8 +174,10 @@ impl Builder<'_> {
         self.graph.downstream_segment(port.node)
     }
 
-    /// Adds the node of `call` (not a sink) reading `inputs`; returns its index.
-    fn add(&mut self, kind: Kind, call: &Call, inputs: Vec<Port>) -> usize {
+    /// Adds the node of `call` (not a sink) reading `inputs`, used at `uses`; returns its
+    /// index.
+    fn add(&mut self, kind: Kind, call: &Call, inputs: Vec<(Port, Span)>) -> usize {
+        let (inputs, use_spans): (Vec<Port>, Vec<Span>) = inputs.into_iter().unzip();
         let index = self.graph.nodes.len();
         let segment = if kind.starts_segment() {
             let mut upstream: Vec<usize> = inputs.iter().map(|&p| self.segment_of(p)).collect();
@@ -187,9 +202,10 @@ impl Builder<'_> {
             Kind::Fold => call.args.get(1).cloned(),
             _ => call.args.first().cloned(),
         };
-        let name = match stage.as_ref().and_then(path_name) {
-            Some(name) => name,
-            None => format!("{}_{index}", call.method),
+        let name = match (&call.name, stage.as_ref().and_then(path_name)) {
+            (Some(name), _) => name.value(),
+            (None, Some(name)) => name,
+            (None, None) => format!("{}_{index}", call.method),
         };
         self.graph.nodes.push(Node {
             kind,
@@ -199,6 +215,7 @@ impl Builder<'_> {
             limit: kind.is_async().then(|| call.args.get(1).cloned()).flatten(),
             span: call.span,
             input_spans: vec![call.span; inputs.len()],
+            use_spans,
             inputs,
             segment,
             keyed,
@@ -244,6 +261,8 @@ impl Builder<'_> {
     fn chain(&mut self, index: usize, statement: &Statement, errors: &mut Errors) -> Option<()> {
         let chain = &statement.chain;
         let mut current = self.resolve(&chain.root, index, errors)?;
+        // Where `current` is used by the next call: the chain's root, then each call.
+        let mut used_at = chain.root.span();
         // Set once the chain has ended in `.to(sink)`.
         let mut ended = false;
         // The split node, once the chain has split in two.
@@ -263,11 +282,11 @@ impl Builder<'_> {
             let kind = check::call(call, self.graph.nodes[current.node].keyed, errors)?;
             match kind {
                 Kind::Sink => {
-                    self.sink(current, call, errors)?;
+                    self.sink(current, used_at, call, errors)?;
                     ended = true;
                 }
                 Kind::Merge => {
-                    let mut inputs = vec![current];
+                    let mut inputs = vec![(current, used_at)];
                     for arg in &call.args {
                         let port = match arg {
                             syn::Expr::Path(p) if p.path.get_ident().is_some() => {
@@ -281,22 +300,29 @@ impl Builder<'_> {
                                 None
                             }
                         };
-                        inputs.push(port?);
+                        inputs.push((port?, syn::spanned::Spanned::span(arg)));
                     }
                     current = Port::first(self.add(kind, call, inputs));
                 }
                 Kind::Split | Kind::SplitResult => {
-                    split = Some(self.add(kind, call, vec![current]))
+                    split = Some(self.add(kind, call, vec![(current, used_at)]));
                 }
-                _ => current = Port::first(self.add(kind, call, vec![current])),
+                _ => current = Port::first(self.add(kind, call, vec![(current, used_at)])),
             }
+            used_at = call.span;
         }
         self.bind(statement, chain, current, ended, split, errors);
         Some(())
     }
 
     /// `.to(sink)`: an edge from `current` into the sink's node.
-    fn sink(&mut self, current: Port, call: &Call, errors: &mut Errors) -> Option<()> {
+    fn sink(
+        &mut self,
+        current: Port,
+        used_at: Span,
+        call: &Call,
+        errors: &mut Errors,
+    ) -> Option<()> {
         let target = match &call.args[0] {
             syn::Expr::Path(p) => p.path.get_ident(),
             _ => None,
@@ -307,7 +333,10 @@ impl Builder<'_> {
                 let segment = self.segment_of(current);
                 let sink = &mut self.graph.nodes[self.param_node[param]];
                 sink.inputs.push(current);
-                sink.input_spans.push(call.span);
+                // Where a stream of the wrong type is reported: "this sink takes `T`".
+                sink.input_spans
+                    .push(syn::spanned::Spanned::span(&call.args[0]));
+                sink.use_spans.push(used_at);
                 if sink.segment == usize::MAX {
                     sink.segment = segment;
                 }

@@ -2,8 +2,6 @@
 //! arguments for its input, and at the end every stream is consumed and every parameter used.
 //! Types are left to rustc (see `codegen`).
 
-use std::collections::HashSet;
-
 use crate::errors::Errors;
 use crate::operators::Kind;
 use crate::pipeline::build::Builder;
@@ -46,7 +44,7 @@ pub(crate) fn call(call: &Call, input_keyed: bool, errors: &mut Errors) -> Optio
 }
 
 /// The rules over the whole pipeline, once every statement is built.
-pub(crate) fn finish(builder: &mut Builder<'_>, errors: &mut Errors) {
+pub(crate) fn finish(builder: &Builder<'_>, errors: &mut Errors) {
     let mut unused: Vec<_> = builder
         .streams
         .iter()
@@ -71,18 +69,6 @@ pub(crate) fn finish(builder: &mut Builder<'_>, errors: &mut Errors) {
             errors.push(param.name.span(), message);
         }
     }
-    let mut seen = HashSet::new();
-    for node in &builder.graph.nodes {
-        if !seen.insert(&node.name) {
-            errors.push(
-                node.stage_span(),
-                format!(
-                    "duplicate stage name `{}`: each stage of a pipeline needs its own name (metrics and graphs are per stage); use a differently named function, or `#[stage(name = \"...\")]` on a wrapper",
-                    node.name
-                ),
-            );
-        }
-    }
 }
 
 #[cfg(test)]
@@ -95,6 +81,7 @@ mod tests {
         let call = Call {
             method: expr.method,
             args: expr.args.into_iter().collect(),
+            name: None,
             span: proc_macro2::Span::call_site(),
         };
         let mut errors = Errors::new();

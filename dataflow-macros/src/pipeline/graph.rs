@@ -34,6 +34,9 @@ pub(crate) struct Node {
     pub(crate) inputs: Vec<Port>,
     /// The call that made each input edge (for a sink: each `.to(..)`).
     pub(crate) input_spans: Vec<Span>,
+    /// Where each input stream is used: the stream's name when a chain starts with this
+    /// node, else the call (for a fan-out, where a value is copied).
+    pub(crate) use_spans: Vec<Span>,
     /// The segment whose tasks run it.
     pub(crate) segment: usize,
     /// Whether the output is a `(key, value)` stream partitioned by key.

@@ -36,10 +36,14 @@ pub(crate) fn call(graph: &Graph, index: usize, operator: &str, args: TokenStrea
         syn::Expr::Closure(closure) => quote_spanned! {span=>
             ::dataflow::signature::closure::#function(#args, &mut (#closure))
         },
-        // Functions go through the `Stage` trait.
+        // Functions go through the `Stage` trait. All of the call is spanned at the stage, so
+        // that rustc reports a stage of the wrong shape there.
         _ => {
             let v = var("s", index);
-            quote_spanned!(span=> ::dataflow::signature::#function(#args, &mut #v))
+            respan(
+                quote!(::dataflow::signature::#function(#args, &mut #v)),
+                span,
+            )
         }
     }
 }

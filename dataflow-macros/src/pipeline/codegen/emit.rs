@@ -8,25 +8,37 @@ use crate::pipeline::codegen::call::{call, timed_call};
 use crate::pipeline::codegen::tokens::{respan, var};
 use crate::pipeline::graph::{Graph, Port};
 
-/// Code that hands `value` to every consumer of `port` (cloning for all but the last).
+/// Code that hands `value` to every consumer of `port`: a copy to each but the last, made
+/// where the stream is used again (a value that cannot be copied is reported there).
 pub(crate) fn emit_port(graph: &Graph, port: Port, value: &Ident) -> TokenStream {
     let consumers: Vec<usize> = graph.consumers(port).collect();
     let Some((&last, rest)) = consumers.split_last() else {
         return quote!(let _ = #value;);
     };
-    let copies = rest.iter().map(|&consumer| {
+    let copies = rest.iter().zip(&consumers[1..]).map(|(&consumer, &next)| {
         let copy = format_ident!("__df_copy{}", consumer);
-        let span = graph.nodes[consumer].span;
         let code = emit_consumer(graph, consumer, port, &copy);
-        quote_spanned! {span=>
+        // Only the argument is spanned at the use: rustc blames it, as in a plain call.
+        let argument = respan(quote!(&#value), use_span(graph, next, port));
+        let copied = quote!(::dataflow::topics::fan_out(#argument));
+        quote! {
             {
-                let #copy = ::dataflow::topics::fan_out(&#value);
+                let #copy = #copied;
                 #code
             }
         }
     });
     let last = emit_consumer(graph, last, port, value);
     quote!(#(#copies)* #last)
+}
+
+/// Where `consumer` uses the stream of `port`.
+fn use_span(graph: &Graph, consumer: usize, port: Port) -> proc_macro2::Span {
+    let node = &graph.nodes[consumer];
+    node.inputs
+        .iter()
+        .position(|&p| p == port)
+        .map_or(node.span, |i| node.use_spans[i])
 }
 
 fn emit_consumer(graph: &Graph, consumer: usize, from: Port, value: &Ident) -> TokenStream {
@@ -41,9 +53,15 @@ fn emit_consumer(graph: &Graph, consumer: usize, from: Port, value: &Ident) -> T
         Kind::Sink => {
             let keyed = graph.nodes[from.node].keyed;
             let push = if keyed {
-                respan(quote!(#out.push_pair(#value)), span)
+                respan(
+                    quote!(::dataflow::topics::to_sink_keyed(&mut #out, #value)),
+                    span,
+                )
             } else {
-                respan(quote!(#out.push(__df_cx.partition(), #value)), span)
+                respan(
+                    quote!(::dataflow::topics::to_sink(&mut #out, __df_cx.partition(), #value)),
+                    span,
+                )
             };
             quote!(__df_cx.sink(#consumer); #push;)
         }
@@ -132,7 +150,21 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
         Kind::FlatMap => {
             let call = timed_call(graph, index, "flat_map", quote!(#value));
             let rest = downstream(&out_value);
-            quote!(__df_cx.count(#index); for #out_value in #call { #rest })
+            // The loop is spelled out and spanned at the stage: a stage whose output is not
+            // iterable is reported there once (rustc drops the same error at the same place).
+            let items = respan(
+                quote!(let mut __df_items = ::core::iter::IntoIterator::into_iter(#call);),
+                node.stage_span(),
+            );
+            let next = respan(
+                quote!(::core::iter::Iterator::next(&mut __df_items)),
+                node.stage_span(),
+            );
+            quote! {
+                __df_cx.count(#index);
+                #items
+                while let ::core::option::Option::Some(#out_value) = #next { #rest }
+            }
         }
         Kind::Inspect => {
             let call = timed_call(graph, index, "inspect", quote!(&#value));
@@ -227,7 +259,10 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
                         .remove(&__df_key)
                         .unwrap_or_else(|| ::core::clone::Clone::clone(&#init));
                     let __df_acc = #apply;
-                    #state.insert(::core::clone::Clone::clone(&__df_key), ::core::clone::Clone::clone(&__df_acc));
+                    #state.insert(
+                        ::core::clone::Clone::clone(&__df_key),
+                        ::core::clone::Clone::clone(&__df_acc),
+                    );
                     (__df_key, __df_acc)
                 });
                 #rest

@@ -1,26 +1,14 @@
-//! `Pipeline::graph()`: the compiled graph as data.
+//! `Pipeline::graph()`: the compiled graph as data, with the names known at compile time
+//! (`start` adds those of `#[stage(name = "...")]` functions, see `stages`).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::pipeline::graph::{Graph, Node};
-
-/// `(&stage).__dataflow_name("default")`: the `#[stage(name)]` if any, else the identifier.
-fn node_name(node: &Node) -> TokenStream {
-    let default = &node.name;
-    match &node.stage {
-        Some(stage @ syn::Expr::Path(_)) => quote! {{
-            #[allow(unused_imports)]
-            use ::dataflow::__private::{NameNamed as _, NamePlain as _};
-            (&#stage).__dataflow_name(#default)
-        }},
-        _ => quote!(#default),
-    }
-}
+use crate::pipeline::graph::Graph;
 
 pub(crate) fn graph_function(name: &str, graph: &Graph) -> TokenStream {
     let nodes = graph.nodes.iter().map(|node| {
-        let name = node_name(node);
+        let name = &node.name;
         let kind = format_ident!("{}", node.kind.variant());
         let segment = node.segment;
         quote!(::dataflow::Node { name: #name, kind: ::dataflow::NodeKind::#kind, segment: #segment })

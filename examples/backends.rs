@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use dataflow::backend::Connection;
 use dataflow::{PipelineOptions, Sink, Source, TopicSpec, pipeline};
 
@@ -43,11 +44,18 @@ fn word_count(lines: Source<String>, counts: Sink<(String, u64)>) {
 const TEXT: &str = "It was the best of times, it was the worst of times, it was the age of \
                     wisdom, it was the age of foolishness, it was the epoch of belief";
 
+/// The same word count on the backend the URL names.
+#[derive(Parser)]
+struct Args {
+    /// The backend: `mem://` (the embedded broker), `redis://HOST:PORT` or
+    /// `kafka://HOST:PORT`.
+    #[arg(default_value = "mem://")]
+    url: String,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "mem://".to_owned());
+    let Args { url } = Args::parse();
     let connection = Connection::open(&url).await?;
     if connection.scheme() == "stdio" {
         let running = WordCount::builder()

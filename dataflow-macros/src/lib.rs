@@ -13,13 +13,13 @@ mod pipeline;
 mod stage;
 mod suggest;
 
-/// Marks a function as a pipeline stage. See `dataflow::stage`.
+/// (The attribute itself lives in the `dataflow-macros` crate.)
 #[proc_macro_attribute]
 pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
     stage::expand(attr.into(), item.into()).into()
 }
 
-/// Declares a pipeline. See `dataflow::pipeline`.
+/// (The attribute itself lives in the `dataflow-macros` crate.)
 #[proc_macro_attribute]
 pub fn pipeline(attr: TokenStream, item: TokenStream) -> TokenStream {
     pipeline::expand(attr.into(), item.into()).into()

@@ -37,3 +37,19 @@ impl Graph {
             .map_or(0, |m| m + 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_and_the_manual_list_every_operator() {
+        let readme = include_str!("../../README.md");
+        let manual = include_str!("manual/pipeline.md");
+        for kind in NodeKind::ALL.iter().filter(|k| **k != NodeKind::Source) {
+            let row = format!("| `{}(", kind.operator());
+            assert!(readme.contains(&row), "the README's table misses {row}");
+            assert!(manual.contains(&row), "the manual's table misses {row}");
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! The same pipeline on any backend: the URL on the command line picks it.
 //!
 //! ```text
-//! cargo run --release --example backends                          # embedded broker (mem://)
-//! cargo run --release --example backends -- file://./data         # file-backed topics in ./data
-//! cargo run --release --example backends -- redis://127.0.0.1:6379
-//! cargo run --release --example backends -- kafka://127.0.0.1:9092
+//! cargo run --release --example backends                                   # embedded broker (mem://)
+//! cargo run --release --example backends -- file://./data                  # file-backed topics in ./data
+//! cargo run --release --features redis --example backends -- redis://127.0.0.1:6379
+//! cargo run --release --features kafka --example backends -- kafka://127.0.0.1:9092
 //! echo '"to be or not to be"' | cargo run --release --example backends -- stdio:// | jq -c .
 //! ```
 //!
@@ -47,8 +47,8 @@ const TEXT: &str = "It was the best of times, it was the worst of times, it was 
 /// The same word count on the backend the URL names.
 #[derive(Parser)]
 struct Args {
-    /// The backend: `mem://` (the embedded broker), `redis://HOST:PORT` or
-    /// `kafka://HOST:PORT`.
+    /// The backend: `mem://` (the embedded broker), `file://DIR`, `stdio://`,
+    /// `redis://HOST:PORT` (feature `redis`) or `kafka://HOST:PORT` (feature `kafka`).
     #[arg(default_value = "mem://")]
     url: String,
 }

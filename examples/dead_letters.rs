@@ -2,9 +2,9 @@
 //! replay them. The URL on the command line picks the backend.
 //!
 //! ```text
-//! cargo run --example dead_letters                          # embedded broker (mem://)
-//! cargo run --example dead_letters -- redis://127.0.0.1:6379
-//! cargo run --example dead_letters -- kafka://127.0.0.1:9092
+//! cargo run --example dead_letters                                    # embedded broker (mem://)
+//! cargo run --features redis --example dead_letters -- redis://127.0.0.1:6379
+//! cargo run --features kafka --example dead_letters -- kafka://127.0.0.1:9092
 //! ```
 //!
 //! Every process sees its own dead letters in `Running::dead_letters`. On Redis or Kafka they

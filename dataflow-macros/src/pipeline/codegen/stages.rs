@@ -18,7 +18,7 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 
 use crate::operators::Kind;
-use crate::pipeline::codegen::tokens::var;
+use crate::pipeline::codegen::tokens::{respan, var};
 use crate::pipeline::graph::{Graph, Node};
 use crate::pipeline::parse::Model;
 
@@ -154,12 +154,14 @@ pub(crate) fn captures(model: &Model, graph: &Graph, segment: usize) -> Captures
         }
     }
     for value in mentioned {
-        captures
-            .outer
-            .push(quote!(let #value = ::core::clone::Clone::clone(&#value);));
-        captures
-            .per_task
-            .push(quote!(let #value = ::core::clone::Clone::clone(&#value);));
+        // Spanned at the value: one that cannot be cloned or sent to a task is reported at
+        // its `let`.
+        let clone = respan(
+            quote!(let #value = ::core::clone::Clone::clone(&#value);),
+            value.span(),
+        );
+        captures.outer.push(clone.clone());
+        captures.per_task.push(clone);
     }
     captures
 }

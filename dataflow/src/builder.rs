@@ -2,7 +2,7 @@
 //! [`Unbound`] until its setter binds it, and `start` compiles only once every one is
 //! [`Bound`]. Forgetting one is a compile error that names it:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! use dataflow::{pipeline, Sink, Source};
 //!
 //! #[pipeline]

@@ -7,12 +7,16 @@
 
 use std::future::Future;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::backend::BoxFuture;
 use crate::builder::Bound;
 use crate::error::{PipelineError, StartError};
 use crate::runtime::launch::Launch;
 use crate::runtime::output::Output;
 use crate::runtime::port::Port;
+use crate::runtime::state::{KeyedState, Snapshot};
 use crate::runtime::task::Task;
 use crate::spec::Binding;
 use crate::stage::{Deliver, Exchange, FanOut, Key};
@@ -144,6 +148,41 @@ impl<T> SameType<T> for T {
         out
     }
 }
+
+/// The state of aggregate `node` (`count`, `fold`, `reduce`) in `task`: restored from the
+/// checkpoint the pipeline starts from, or empty.
+pub fn keyed_state<In: Clone, K, V>(
+    task: &Task<In>,
+    node: usize,
+) -> Result<KeyedState<K, V>, PipelineError>
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: AggregateState,
+{
+    task.keyed_state(node)
+}
+
+/// An aggregate's state, as the checkpoints copy it.
+#[inline(always)]
+pub fn snapshot<K, V>(state: &mut KeyedState<K, V>) -> &mut dyn Snapshot
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: AggregateState,
+{
+    state
+}
+
+/// Values an aggregate keeps per key (the count of `count`, the state of `fold`, the value
+/// of `reduce`): checkpoints copy them, so that a restarted pipeline goes on from them.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be kept as the state of an aggregate",
+    label = "this aggregate keeps a `{Self}` per key",
+    note = "checkpoints copy the state of `count`, `fold` and `reduce`: it must implement `Clone + Send + 'static` and serde's `Serialize + Deserialize`: add `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait AggregateState: Clone + Send + Serialize + DeserializeOwned + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> AggregateState for T {}
 
 /// A value sent to another task (a repartition or a merge).
 #[inline(always)]

@@ -113,6 +113,19 @@ pub(crate) fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
                 .await
         },
     };
+    // A segment with aggregates hands their states to the checkpoints.
+    let (commit, end) = if captures.states.is_empty() {
+        (
+            quote!(__df_task.commit().await?;),
+            quote!(__df_task.end().await),
+        )
+    } else {
+        let states = &captures.states;
+        (
+            quote!(__df_task.commit_with(&mut [#(#states),*]).await?;),
+            quote!(__df_task.end_with(&mut [#(#states),*]).await),
+        )
+    };
     quote! {
         {
             #(let #topics = ::core::clone::Clone::clone(&#topics);)*
@@ -125,9 +138,9 @@ pub(crate) fn segment(model: &Model, graph: &Graph, s: usize) -> TokenStream {
                     #(#preludes)*
                     while #next_batch {
                         #(__df_task.flush(&mut #output_vars).await?;)*
-                        __df_task.commit().await?;
+                        #commit
                     }
-                    __df_task.end().await
+                    #end
                 }
             }) #await_started ?;
         }

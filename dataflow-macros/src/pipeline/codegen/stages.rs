@@ -88,11 +88,14 @@ pub(crate) fn names(graph: &Graph) -> TokenStream {
 
 /// What a segment's task closure needs, in three places: before the closure (clones it
 /// captures), in the closure (clones for one task) and in the task (stages made per task,
-/// aggregate state).
+/// aggregate states restored from the last checkpoint).
 pub(crate) struct Captures {
     pub(crate) outer: Vec<TokenStream>,
     pub(crate) per_task: Vec<TokenStream>,
     pub(crate) preludes: Vec<TokenStream>,
+    /// The keyed states of the segment's aggregates, as `&mut dyn Snapshot`s for the
+    /// checkpoints that `commit_with` and `end_with` take.
+    pub(crate) states: Vec<TokenStream>,
 }
 
 pub(crate) fn captures(model: &Model, graph: &Graph, segment: usize) -> Captures {
@@ -100,6 +103,7 @@ pub(crate) fn captures(model: &Model, graph: &Graph, segment: usize) -> Captures
         outer: Vec::new(),
         per_task: Vec::new(),
         preludes: Vec::new(),
+        states: Vec::new(),
     };
     let mut mentioned = BTreeSet::new();
     for (index, node) in graph.nodes.iter().enumerate() {
@@ -143,10 +147,20 @@ pub(crate) fn captures(model: &Model, graph: &Graph, segment: usize) -> Captures
             Some(StageAt::InPlace) | None => {}
         }
         if node.kind.needs_key() {
+            // Restored from the checkpoint the pipeline starts from; spanned at the
+            // aggregate, where a state that checkpoints cannot copy is reported.
+            // (`fold`'s state is its initial value's type: reported at that value.)
             let state = var("st", index);
-            captures
-                .preludes
-                .push(quote!(let mut #state = ::dataflow::__private::HashMap::new();));
+            let span = node.init.as_ref().map_or(node.span, Spanned::span);
+            let restore = respan(
+                quote!(::dataflow::topics::keyed_state(&__df_task, #index)),
+                span,
+            );
+            captures.preludes.push(quote!(let mut #state = #restore?;));
+            captures.states.push(respan(
+                quote!(::dataflow::topics::snapshot(&mut #state)),
+                span,
+            ));
         }
         if let Some(init) = &node.init {
             let v = var("init", index);

@@ -2,7 +2,7 @@
 //! latency for each durability level, with 1 and 4 producers; replay throughput from disk
 //! (recovery + replay on open, and `PartitionLog::read_from`) against replay from memory (B6).
 //!
-//! Run with: `cargo bench --bench durable` (files under the system temp directory; about a
+//! Run with: `cargo bench -p dataflow-benches --bench durable` (files under the system temp directory; about a
 //! minute). `DURABLE_RECORDS` sets the records per run (default 50 000).
 
 mod common;

@@ -37,7 +37,7 @@
 //! `/proc/self/stat`, 10 ms resolution), and the time ratio to each reference peer per round
 //! (median [min, max] over rounds; below 1 is faster than the reference).
 //!
-//! Run: `cargo bench --bench pipelines` (about a minute on 2 cores). `BENCH_ONLY=P1,P6` runs
+//! Run: `cargo bench -p dataflow-benches --bench pipelines` (about a minute on 2 cores). `BENCH_ONLY=P1,P6` runs
 //! some workloads; `BENCH_P1_RECORDS`, `BENCH_P2_RECORDS` change the record counts;
 //! `BENCH_P2_FILL=before` fills P2's source before `start()` like P1 (this loses records
 //! today, and the run stops with a report). `cargo test --benches` runs it in a short smoke

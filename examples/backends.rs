@@ -1,10 +1,10 @@
 //! The same pipeline on any backend: the URL on the command line picks it.
 //!
 //! ```text
-//! cargo run --release --example backends                          # embedded broker (mem://)
-//! cargo run --release --example backends -- file://./data         # file-backed topics in ./data
-//! cargo run --release --example backends -- redis://127.0.0.1:6379
-//! cargo run --release --example backends -- kafka://127.0.0.1:9092
+//! cargo run --release --example backends                                   # embedded broker (mem://)
+//! cargo run --release --example backends -- file://./data                  # file-backed topics in ./data
+//! cargo run --release --features redis --example backends -- redis://127.0.0.1:6379
+//! cargo run --release --features kafka --example backends -- kafka://127.0.0.1:9092
 //! echo '"to be or not to be"' | cargo run --release --example backends -- stdio:// | jq -c .
 //! ```
 //!
@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use dataflow::backend::Connection;
 use dataflow::{PipelineOptions, Sink, Source, TopicSpec, pipeline};
 
@@ -43,11 +44,18 @@ fn word_count(lines: Source<String>, counts: Sink<(String, u64)>) {
 const TEXT: &str = "It was the best of times, it was the worst of times, it was the age of \
                     wisdom, it was the age of foolishness, it was the epoch of belief";
 
+/// The same word count on the backend the URL names.
+#[derive(Parser)]
+struct Args {
+    /// The backend: `mem://` (the embedded broker), `file://DIR`, `stdio://`,
+    /// `redis://HOST:PORT` (feature `redis`) or `kafka://HOST:PORT` (feature `kafka`).
+    #[arg(default_value = "mem://")]
+    url: String,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "mem://".to_owned());
+    let Args { url } = Args::parse();
     let connection = Connection::open(&url).await?;
     if connection.scheme() == "stdio" {
         let running = WordCount::builder()

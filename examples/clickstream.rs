@@ -2,10 +2,12 @@
 //! filtered out, clicks are repartitioned by page, and a running count per page is written to
 //! a sink topic. Prints the per-stage latency table, the graph, and the dead letters.
 //!
-//! Run with: `cargo run --release --example clickstream`
+//! Run with: `cargo run --release --example clickstream` (`-- --help` lists the options:
+//! `--rate`, `--secs`).
 
 use std::time::Duration;
 
+use clap::Parser;
 use dataflow::broker::{Broker, Start, TopicConfig};
 use dataflow::{Sink, Source, pipeline, stage};
 
@@ -47,15 +49,26 @@ fn is_human(click: &Click) -> bool {
 fn page_views(raw: Source<String>, views: Sink<(String, u64)>) {
     raw.map(parse)
         .filter(is_human)
-        .key_by(|click| click.page.clone())
-        .count()
+        .key_by(|click| click.page.clone(), name = "page")
+        .count(name = "views_per_page")
         .to(views);
+}
+
+/// A clickstream pipeline under a steady load; prints its latency table, its graph and its
+/// dead letters.
+#[derive(Parser)]
+struct Args {
+    /// Clicks per second, sent in a batch every millisecond.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1_000..))]
+    rate: u64,
+    /// How long the load lasts, in seconds.
+    #[arg(long, default_value_t = 3)]
+    secs: u64,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    const RATE: u64 = 100_000; // clicks per second
-    const SECONDS: u64 = 3;
+    let Args { rate, secs } = Args::parse();
     let broker = Broker::new();
     let raw = broker.topic::<String>("clicks.raw", TopicConfig::new().partitions(2))?;
     let views = broker.topic::<(String, u64)>("clicks.views", TopicConfig::new().partitions(2))?;
@@ -71,8 +84,8 @@ async fn main() -> anyhow::Result<()> {
     let producer = raw.producer();
     let pages = ["/", "/docs", "/pricing", "/blog"];
     let mut tick = tokio::time::interval(Duration::from_millis(1));
-    let per_tick = RATE / 1_000;
-    for i in 0..RATE * SECONDS {
+    let per_tick = rate / 1_000;
+    for i in 0..rate * secs {
         if i % per_tick == 0 {
             tick.tick().await;
         }

@@ -2,9 +2,9 @@
 //! replay them. The URL on the command line picks the backend.
 //!
 //! ```text
-//! cargo run --example dead_letters                          # embedded broker (mem://)
-//! cargo run --example dead_letters -- redis://127.0.0.1:6379
-//! cargo run --example dead_letters -- kafka://127.0.0.1:9092
+//! cargo run --example dead_letters                                    # embedded broker (mem://)
+//! cargo run --features redis --example dead_letters -- redis://127.0.0.1:6379
+//! cargo run --features kafka --example dead_letters -- kafka://127.0.0.1:9092
 //! ```
 //!
 //! Every process sees its own dead letters in `Running::dead_letters`. On Redis or Kafka they
@@ -14,16 +14,24 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use dataflow::backend::Connection;
 use dataflow::broker::Start;
 use dataflow::{PipelineOptions, Sink, Source, StoredDeadLetter, TopicSpec, pipeline};
 
-/// A price in cents, from text such as `"12.50"`.
+/// A price in cents, from text such as `"12.50"`, `"12.5"` or `"12"`.
 fn cents(text: String) -> Result<u64, String> {
-    let (units, hundredths) = text.split_once('.').unwrap_or((&text, "0"));
+    let (units, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let digit = |c: char| c.to_digit(10).map(u64::from);
+    let fraction: Option<u64> = match fraction.chars().map(digit).collect::<Option<Vec<_>>>() {
+        Some(d) if d.is_empty() => Some(0),
+        Some(d) if d.len() == 1 => Some(d[0] * 10),
+        Some(d) if d.len() == 2 => Some(d[0] * 10 + d[1]),
+        _ => None,
+    };
+    let fraction = fraction.ok_or_else(|| format!("`{text}`: at most two decimal digits"))?;
     let units: u64 = units.parse().map_err(|e| format!("`{text}`: {e}"))?;
-    let hundredths: u64 = hundredths.parse().map_err(|e| format!("`{text}`: {e}"))?;
-    Ok(units * 100 + hundredths)
+    Ok(units * 100 + fraction)
 }
 
 #[pipeline]
@@ -31,11 +39,18 @@ fn prices(text: Source<String>, parsed: Sink<u64>) {
     text.map(cents).to(parsed);
 }
 
+/// Parses prices; the ones that do not parse become dead letters, shown with their values.
+#[derive(Parser)]
+struct Args {
+    /// The backend: `mem://` (the embedded broker), `redis://HOST:PORT` or
+    /// `kafka://HOST:PORT`.
+    #[arg(default_value = "mem://")]
+    url: String,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "mem://".to_owned());
+    let Args { url } = Args::parse();
     let connection = Connection::open(&url).await?;
     // A fresh run id, so that reruns against a server do not read the previous run's topics.
     let run = format!(
@@ -52,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .start()
         .await?;
 
-    let input = ["12.50", "twelve", "3.05", "4.x"].map(str::to_owned);
+    let input = ["12.50", "twelve", "3.5", "4.x"].map(str::to_owned);
     connection
         .producer::<String>(text.as_str())
         .await?
@@ -73,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         reader.commit().await?;
     }
     println!("on {}: parsed {good:?}", connection.scheme());
+    anyhow::ensure!(good == [1250, 350], "wrong prices: {good:?}");
 
     // This process's dead letters, values included.
     let mut mine = running.dead_letters().consumer(Start::Earliest)?;

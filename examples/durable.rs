@@ -2,13 +2,28 @@
 //! The first run of the "process" writes orders and commits part of them; the second opens
 //! the same directory, prints what recovery found, and resumes the group where it stopped.
 //!
-//! Run with: `cargo run --example durable`
+//! Run with: `cargo run --example durable` (or `-- --dir ./data` to choose the directory).
+
+use std::path::PathBuf;
 
 use broker::storage::{Durability, Storage};
 use broker::{Broker, Start, TopicConfig};
+use clap::Parser;
+
+/// Writes orders to a file-backed topic, "restarts", and shows what recovery kept.
+#[derive(Parser)]
+struct Args {
+    /// The directory of the topic's files (a fresh one in the temporary directory by
+    /// default). It must not hold an `orders` topic already; it is removed at the end.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("dataflow-durable-example-{}", std::process::id()));
+    let Args { dir } = Args::parse();
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("dataflow-durable-example-{}", std::process::id()))
+    });
     let storage = Storage::dir(&dir).durability(Durability::Always);
     let config = TopicConfig::new().partitions(2);
 

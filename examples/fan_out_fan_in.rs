@@ -4,6 +4,7 @@
 //!
 //! Run with: `cargo run --example fan_out_fan_in`
 
+use clap::Parser;
 use dataflow::broker::{Broker, Start, TopicConfig};
 use dataflow::{Sink, Source, pipeline};
 
@@ -34,8 +35,14 @@ fn weather(readings: Source<i64>, alerts: Sink<String>, normal: Sink<f64>, archi
     cold_alerts.merge(faults).to(alerts);
 }
 
+/// Fan-out, `split`, `split_result` and `merge` on sensor readings; prints the graph as
+/// Mermaid and DOT, then the alerts.
+#[derive(Parser)]
+struct Args {}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    Args::parse();
     println!("{}", Weather::graph().to_mermaid());
     println!("{}", Weather::graph().to_dot());
 

@@ -1,10 +1,11 @@
 //! Word count: lines are split into words (`flat_map`), repartitioned by word (`key_by`), and
 //! counted (`count`); the running counts land in a sink topic.
 //!
-//! Run with: `cargo run --example word_count`
+//! Run with: `cargo run --example word_count` (or `-- --text "to be or not to be"`).
 
 use std::collections::BTreeMap;
 
+use clap::Parser;
 use dataflow::broker::{Broker, Start, TopicConfig};
 use dataflow::{Sink, Source, pipeline};
 
@@ -30,8 +31,17 @@ fn word_count(lines: Source<String>, counts: Sink<(String, u64)>) {
 const TEXT: &str = "It was the best of times, it was the worst of times, it was the age of \
                     wisdom, it was the age of foolishness, it was the epoch of belief";
 
+/// Counts words with `flat_map`, `key_by` and `count`; prints the five most frequent.
+#[derive(Parser)]
+struct Args {
+    /// The text to count; its lines are the phrases between commas.
+    #[arg(long, default_value = TEXT)]
+    text: String,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    let Args { text } = Args::parse();
     let broker = Broker::new();
     let lines = broker.topic::<String>("lines", TopicConfig::new().partitions(2))?;
     let counts = broker.topic::<(String, u64)>("counts", TopicConfig::new().partitions(2))?;
@@ -42,10 +52,13 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let producer = lines.producer();
-    for line in TEXT.split(", ") {
+    for line in text.split(", ") {
         producer.send(line.to_owned()).await?;
     }
-    let total_words = TEXT.split_whitespace().count();
+    let total_words: usize = text
+        .split(", ")
+        .map(|line| words(line.to_owned()).len())
+        .sum();
 
     // Each update is a word's new running count: keep the last one per word.
     let mut reader = counts.consumer(Start::Earliest)?;

@@ -397,16 +397,6 @@ fn fan_out_and_fan_in_deliver_every_record_to_every_branch() -> Result {
 }
 
 #[test]
-fn unbound_topics_are_reported_by_name() {
-    let rt = runtime();
-    let err = rt.block_on(Passthrough::builder().start()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "`input` is not bound to a topic: call `.input(topic)` on the builder"
-    );
-}
-
-#[test]
 fn starting_outside_a_runtime_is_a_clear_error() {
     let broker = Broker::new();
     let start = Passthrough::builder()

@@ -1,6 +1,6 @@
 //! X1-X3: the bridges against their raw clients, in one run (see `shared/BENCHMARKS.md`).
 //!
-//! Run with `cargo bench --bench bridges` (a few minutes on a 2-core VM, after the build). The
+//! Run with `cargo bench -p dataflow-benches --bench bridges` (a few minutes on a 2-core VM, after the build). The
 //! bench starts its own `redis-server` (from the `PATH`, or env `REDIS_SERVER`) on a free
 //! loopback port, without persistence, and kills it at the end; without the binary it prints
 //! why and exits 0. Likewise a `tansu` Kafka-protocol broker (env `TANSU`, else

@@ -17,12 +17,8 @@ fn parse_options(attr: TokenStream, errors: &mut Errors) -> Options {
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             let value: syn::LitStr = meta.value()?.parse()?;
-            if value.value().is_empty() {
-                return Err(syn::Error::new(
-                    value.span(),
-                    "a stage name cannot be empty",
-                ));
-            }
+            crate::names::validate(&value.value())
+                .map_err(|why| syn::Error::new(value.span(), why))?;
             if options.name.is_some() {
                 return Err(meta.error("`name` is given twice"));
             }
@@ -54,6 +50,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#compile_errors #item);
         }
     };
+    if let Some(receiver) = function.sig.receiver() {
+        errors.push_spanned(
+            receiver,
+            "`#[stage]` applies to free functions: a stage cannot take `self`; move it out of the `impl`, or use a closure in the pipeline",
+        );
+    }
     if let Some(name) = &options.name {
         check_nameable(&function, name, &mut errors);
     }
@@ -81,7 +83,7 @@ fn named(function: syn::ItemFn, name: &syn::LitStr) -> TokenStream {
     sig.ident = inner.clone();
     let inputs = sig.inputs.iter().map(|arg| match arg {
         syn::FnArg::Typed(pat) => pat.ty.as_ref().clone(),
-        syn::FnArg::Receiver(_) => unreachable!("checked in `check_nameable`"),
+        syn::FnArg::Receiver(_) => unreachable!("refused in `expand`"),
     });
     let output = match &sig.output {
         syn::ReturnType::Default => quote!(()),
@@ -106,12 +108,9 @@ fn check_nameable(function: &syn::ItemFn, name: &syn::LitStr, errors: &mut Error
         Some("an `async fn`")
     } else if !sig.generics.params.is_empty() {
         Some("a generic function")
-    } else if sig
-        .inputs
-        .iter()
-        .any(|a| matches!(a, syn::FnArg::Receiver(_)))
-    {
-        Some("a method")
+    } else if sig.receiver().is_some() {
+        // Reported on its own in `expand`.
+        None
     } else if sig.inputs.iter().any(|a| match a {
         syn::FnArg::Typed(t) => matches!(*t.ty, syn::Type::ImplTrait(_)),
         syn::FnArg::Receiver(_) => false,
@@ -170,6 +169,21 @@ mod tests {
         )
         .to_string();
         assert!(out.contains("applies to functions only"), "{out}");
+    }
+
+    #[test]
+    fn a_method_is_refused_and_left_as_it_was() {
+        let out = expand(
+            quote!(),
+            quote!(
+                fn scale(&self, x: u32) -> u32 {
+                    x * self.factor
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("a stage cannot take `self`"), "{out}");
+        assert!(out.contains("fn scale (& self"), "{out}");
     }
 
     #[test]

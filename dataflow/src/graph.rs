@@ -1,66 +1,8 @@
 //! The compiled graph of a pipeline: nodes, edges and segments (`render.rs` draws it).
 
-/// What a node does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum NodeKind {
-    /// Reads a topic bound to a source parameter.
-    Source,
-    /// Writes to a topic bound to a sink parameter.
-    Sink,
-    /// `map`.
-    Map,
-    /// `map_async`: an async stage, in input order.
-    MapAsync,
-    /// `map_async_unordered`: an async stage, outputs as they complete.
-    MapAsyncUnordered,
-    /// `filter`.
-    Filter,
-    /// `filter_map`.
-    FilterMap,
-    /// `flat_map`.
-    FlatMap,
-    /// `inspect`.
-    Inspect,
-    /// `key_by`: repartitions by key.
-    KeyBy,
-    /// `merge`: fan-in of several streams.
-    Merge,
-    /// `split`: two branches by a predicate.
-    Split,
-    /// `split_result`: two branches by `Ok` / `Err`.
-    SplitResult,
-    /// `count`: a running count per key.
-    Count,
-    /// `fold`: a running fold per key.
-    Fold,
-    /// `reduce`: a running reduce per key.
-    Reduce,
-}
-
-impl NodeKind {
-    /// The operator's name as written in a pipeline.
-    pub fn operator(self) -> &'static str {
-        match self {
-            NodeKind::Source => "source",
-            NodeKind::Sink => "to",
-            NodeKind::Map => "map",
-            NodeKind::MapAsync => "map_async",
-            NodeKind::MapAsyncUnordered => "map_async_unordered",
-            NodeKind::Filter => "filter",
-            NodeKind::FilterMap => "filter_map",
-            NodeKind::FlatMap => "flat_map",
-            NodeKind::Inspect => "inspect",
-            NodeKind::KeyBy => "key_by",
-            NodeKind::Merge => "merge",
-            NodeKind::Split => "split",
-            NodeKind::SplitResult => "split_result",
-            NodeKind::Count => "count",
-            NodeKind::Fold => "fold",
-            NodeKind::Reduce => "reduce",
-        }
-    }
-}
+// `NodeKind` (one variant per operator, with `operator()` and `ALL`) is expanded from the
+// operator table of `dataflow-macros` (`src/operators.rs`): the one list of operators.
+dataflow_macros::node_kind!();
 
 /// One node of the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,5 +35,21 @@ impl Graph {
             .map(|n| n.segment)
             .max()
             .map_or(0, |m| m + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_and_the_manual_list_every_operator() {
+        let readme = include_str!("../../README.md");
+        let manual = include_str!("manual/pipeline.md");
+        for kind in NodeKind::ALL.iter().filter(|k| **k != NodeKind::Source) {
+            let row = format!("| `{}(", kind.operator());
+            assert!(readme.contains(&row), "the README's table misses {row}");
+            assert!(manual.contains(&row), "the manual's table misses {row}");
+        }
     }
 }

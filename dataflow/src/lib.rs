@@ -37,22 +37,23 @@
 //! # }
 //! ```
 //!
-//! # Stages
+//! # Concepts
 //!
-//! The operator decides what a stage means, as with iterators: `map` (`fn(T) -> U`; a stage
-//! returning `Result<U, E>` sends `Err` to the dead-letter output), `filter` (`fn(&T) -> bool`),
-//! `filter_map` (`fn(T) -> Option<U>`), `flat_map` (`fn(T) -> impl IntoIterator`), `inspect`
-//! (`fn(&T)`), `key_by` (`fn(&T) -> K`), and `async fn(T) -> U` with `map_async(stage, limit)`
-//! (at most `limit` records in flight per task, default 16; outputs in input order) or
-//! `map_async_unordered` (outputs as they complete). Closures work too. See [`signature`].
-//!
-//! # Operators
-//!
-//! `map`, `filter`, `filter_map`, `flat_map`, `inspect`, `key_by` (repartition by key; the
-//! stream becomes `(K, T)` pairs and downstream runs one task per partition), `count`, `fold`
-//! and `reduce` on keyed streams (running aggregates, emitted on every update), `merge` (fan-in),
-//! `split` (two branches by a predicate), `split_result` (two branches by `Ok` / `Err`), fan-out
-//! (use a `let` stream more than once), and `to(sink)`.
+//! - A **source** is a parameter `name: Source<T>` of a pipeline: the stream of a topic bound to
+//!   it when the pipeline starts. A **sink** (`Sink<T>`) is a topic the pipeline writes.
+//! - A **stage** is a plain function or closure; the operator that uses it (`map`, `filter`,
+//!   ...) decides its shape. [`#[pipeline]`](macro@pipeline) lists every operator, the shape of
+//!   its stage and what it emits; [`#[stage]`](macro@stage) checks and names a function.
+//! - A **segment** is a part of the graph whose stages run fused in one loop, one task per
+//!   partition of its input. The graph is cut into segments at repartitions (`key_by`),
+//!   merges and async stages.
+//! - An **internal topic** joins two segments; it is bounded, so a slow segment slows the one
+//!   before it.
+//! - The **group prefix** ([`PipelineOptions::group`], the pipeline's name by default) names
+//!   the consumer groups of the segments: a restarted pipeline, or another process, with the
+//!   same prefix resumes from the committed offsets.
+//! - A **dead letter** ([`DeadLetter`]) is a record a stage rejected (`Err`, or a panic), with
+//!   the stage, the error and the record's position; the pipeline goes on without it.
 //!
 //! # Execution and delivery
 //!
@@ -84,6 +85,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod backend;
+pub mod builder;
 pub mod codec;
 mod dead_letter;
 mod error;
@@ -105,8 +107,14 @@ pub mod __private;
 
 pub use broker;
 pub use broker::Topic;
-pub use dataflow_macros::{pipeline, stage};
+#[doc = include_str!("manual/pipeline.md")]
+#[doc(inline)]
+pub use dataflow_macros::pipeline;
+#[doc = include_str!("manual/stage.md")]
+#[doc(inline)]
+pub use dataflow_macros::stage;
 
+pub use crate::builder::{Bound, Unbound};
 pub use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 pub use crate::error::{PipelineError, StartError};
 pub use crate::graph::{Graph, Node, NodeKind};

@@ -30,11 +30,8 @@ pub fn filter_map<T, U, M, F: Stage<T, M, Output = Option<U>>>(
 
 /// `flat_map`: `fn(T) -> impl IntoIterator<Item = U>`.
 #[inline(always)]
-pub fn flat_map<T, M, F: Stage<T, M, Output: IntoIterator>>(
-    value: T,
-    stage: &mut F,
-) -> <F::Output as IntoIterator>::IntoIter {
-    stage.call(value).into_iter()
+pub fn flat_map<T, M, F: Stage<T, M, Output: IntoIterator>>(value: T, stage: &mut F) -> F::Output {
+    stage.call(value)
 }
 
 /// `inspect`: `fn(&T)`.
@@ -66,10 +63,24 @@ pub fn split_result<T, U, E, M, F: Stage<T, M, Output = Result<U, E>>>(
 }
 
 /// `fold`: `fn(S, V) -> S`: a key's running state and its next value give the next state.
+///
+/// `R` is `S`. It is a parameter of its own, decided by the stage alone, so that a stage
+/// that is not a function is reported once, here, and not again where the state goes.
 #[inline(always)]
-pub fn fold<S, V, F: FnMut(S, V) -> S>(state: S, value: V, stage: &mut F) -> S {
+pub fn fold<S, V, R, F: FoldStage<S, V, R>>(state: S, value: V, stage: &mut F) -> R {
     stage(state, value)
 }
+
+/// A stage of `fold`: `fn(S, V) -> S`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the stage of `fold` over values of `{V}`",
+    label = "expected a stage `fn(state, value) -> state`",
+    note = "`fold(init, stage)` takes the initial state first, then the stage"
+)]
+pub trait FoldStage<S, V, R>: FnMut(S, V) -> R {}
+
+#[diagnostic::do_not_recommend]
+impl<S, V, R, F: FnMut(S, V) -> R> FoldStage<S, V, R> for F {}
 
 /// `reduce`: `fn(V, V) -> V`: a key's running value and its next value.
 #[inline(always)]
@@ -78,13 +89,64 @@ pub fn reduce<V, F: FnMut(V, V) -> V>(acc: V, value: V, stage: &mut F) -> V {
 }
 
 /// `map_async`: `async fn(T) -> U`. A stage returning `Result<U, E>` sends each `Err` to the
-/// dead-letter output. At most `limit` records are in flight per task (default 16).
+/// dead-letter output. At most `limit` records are in flight per task (default 16). The
+/// future must be `Send`: tasks run on tokio's worker threads.
 #[inline(always)]
-pub fn map_async<T, M, F: Stage<T, M, Output: std::future::Future>>(
-    value: T,
-    stage: &mut F,
-) -> F::Output {
-    stage.call(value)
+pub fn map_async<T, M, F>(value: T, stage: &mut F) -> AsyncStageFuture<F::Output>
+where
+    F: Stage<T, M, Output: AsyncStageOutput<Future: SendFuture>>,
+{
+    stage.call(value).into_stage_future().into_send_future()
+}
+
+/// The future of an async stage whose output is `Out`.
+///
+/// When `Out` is not a `Send` future this type is unknown to rustc, which then reports the
+/// stage once, where it is given to `map_async`, and not again wherever the future goes.
+pub type AsyncStageFuture<Out> = <<Out as AsyncStageOutput>::Future as SendFuture>::Future;
+
+/// What an async stage returns: a future.
+#[diagnostic::on_unimplemented(
+    message = "`map_async` awaits its stage, but this stage returns `{Self}`, not a future",
+    label = "not an async stage",
+    note = "give `map_async` an `async fn`, or use `.map(stage)` for a function that returns its value"
+)]
+pub trait AsyncStageOutput: std::future::Future {
+    /// The future.
+    type Future: std::future::Future;
+
+    /// The future, as it is.
+    fn into_stage_future(self) -> Self::Future;
+}
+
+#[diagnostic::do_not_recommend]
+impl<Fut: std::future::Future> AsyncStageOutput for Fut {
+    type Future = Fut;
+
+    #[inline(always)]
+    fn into_stage_future(self) -> Fut {
+        self
+    }
+}
+
+/// A future that can move between threads, as the stage futures of a task must (tasks run on
+/// tokio's worker threads). rustc reports a future that is not `Send` with the value that
+/// makes it so.
+pub trait SendFuture {
+    /// The future.
+    type Future: std::future::Future + Send;
+
+    /// The future, as it is.
+    fn into_send_future(self) -> Self::Future;
+}
+
+impl<Fut: std::future::Future + Send> SendFuture for Fut {
+    type Future = Fut;
+
+    #[inline(always)]
+    fn into_send_future(self) -> Fut {
+        self
+    }
 }
 
 #[doc(hidden)]
@@ -185,8 +247,8 @@ pub mod closure {
 
     /// `flat_map` with a closure.
     #[inline(always)]
-    pub fn flat_map<T, I: IntoIterator, F: FnMut(T) -> I>(value: T, stage: &mut F) -> I::IntoIter {
-        stage(value).into_iter()
+    pub fn flat_map<T, I: IntoIterator, F: FnMut(T) -> I>(value: T, stage: &mut F) -> I {
+        stage(value)
     }
 
     /// `split_result` with a closure.
@@ -200,12 +262,20 @@ pub mod closure {
 
     /// `map_async` with a closure.
     #[inline(always)]
-    pub fn map_async<T, Fut: std::future::Future, F: FnMut(T) -> Fut>(
-        value: T,
-        stage: &mut F,
-    ) -> Fut {
-        stage(value)
+    pub fn map_async<T, Out, F>(value: T, stage: &mut F) -> super::AsyncStageFuture<Out>
+    where
+        F: FnMut(T) -> Out,
+        Out: super::AsyncStageOutput<Future: super::SendFuture>,
+    {
+        use super::SendFuture as _;
+        stage(value).into_stage_future().into_send_future()
     }
 
-    pub use super::{filter, fold, inspect, key_by, reduce, split};
+    /// `fold` with a closure.
+    #[inline(always)]
+    pub fn fold<S, V, R, F: FnMut(S, V) -> R>(state: S, value: V, stage: &mut F) -> R {
+        stage(state, value)
+    }
+
+    pub use super::{filter, inspect, key_by, reduce, split};
 }

@@ -54,13 +54,23 @@ fn fanned(input: Source<u64>, out: Sink<u64>, copy: Sink<u64>) {
     x.to(copy);
 }
 
-/// The shapes, and the sinks each writes.
-const SHAPES: [(&str, &[&str]); 5] = [
+/// A running count per key: its state must come back after every crash.
+#[pipeline]
+fn counted(input: Source<u64>, counts: Sink<(u64, u64)>) {
+    input.key_by(|x: &u64| x % KEYS).count().to(counts);
+}
+
+/// Keys of `counted`.
+const KEYS: u64 = 13;
+
+/// The shapes, and the sinks each writes (`counted` writes `(key, count)` pairs).
+const SHAPES: [(&str, &[&str]); 6] = [
     ("fused", &["out"]),
     ("keyed", &["out"]),
     ("merged", &["out"]),
     ("awaited", &["out"]),
     ("fanned", &["out", "copy"]),
+    ("counted", &["counts"]),
 ];
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -128,6 +138,14 @@ fn crash_child() -> Result {
                 Awaited::builder()
                     .input("in")
                     .out("out")
+                    .options(options)
+                    .start()
+                    .await?
+            }
+            "counted" => {
+                Counted::builder()
+                    .input("in")
+                    .counts("counts")
                     .options(options)
                     .start()
                     .await?
@@ -223,6 +241,60 @@ fn read_sink(dir: &Path, sink: &str) -> Result<BTreeMap<u64, u64>> {
     })
 }
 
+/// Every `(key, count)` update in `sink`, in the order of each key's partition.
+fn read_counts(dir: &Path, sink: &str) -> Result<Vec<(u64, u64)>> {
+    runtime().block_on(async {
+        let connection = Connection::open(&url(dir)).await?;
+        let mut reader = connection.reader::<(u64, u64)>(sink, "r20-check").await?;
+        let mut updates = Vec::new();
+        loop {
+            let batch = reader.recv_batch(4096, Duration::from_millis(100)).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for record in batch {
+                updates.push(record.value.map_err(|e| e.error)?);
+            }
+        }
+        Result::Ok(updates)
+    })
+}
+
+/// `counted`: no update lost, each key's last count the true one (its state came back after
+/// every crash); exactly-once: each key's updates exactly 1, 2, ... n, once each.
+fn check_counts(dir: &Path, guarantee: &str, records: u64, kills: u64) -> Result {
+    let updates = read_counts(dir, "counts")?;
+    let mut per_key: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (key, count) in updates {
+        per_key.entry(key).or_default().push(count);
+    }
+    for key in 0..KEYS {
+        let expected = (0..records).filter(|x| x % KEYS == key).count() as u64;
+        let mut counts = per_key.remove(&key).unwrap_or_default();
+        assert_eq!(
+            counts.iter().max().copied(),
+            Some(expected),
+            "counted/{guarantee}: key {key}"
+        );
+        counts.sort_unstable();
+        counts.dedup();
+        assert_eq!(
+            counts,
+            (1..=expected).collect::<Vec<_>>(),
+            "counted/{guarantee}: key {key} skipped a count"
+        );
+    }
+    let updates: usize = read_counts(dir, "counts")?.len();
+    eprintln!(
+        "r20 counted/{guarantee}: {records} records, {kills} kills, {} duplicate updates",
+        updates as u64 - records
+    );
+    if guarantee == "once" {
+        assert_eq!(updates as u64, records, "counted/once: an update twice");
+    }
+    Ok(())
+}
+
 fn spawn_child(shape: &str, guarantee: &str, dir: &Path) -> std::process::Child {
     Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "crash_child", "--nocapture"])
@@ -266,6 +338,11 @@ fn r20(guarantee: &str) -> Result {
             "{shape}/{guarantee}: the last run failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        if shape == "counted" {
+            check_counts(&dir, guarantee, records, kills)?;
+            std::fs::remove_dir_all(&dir)?;
+            continue;
+        }
         for sink in sinks {
             let seen = read_sink(&dir, sink)?;
             let lost: Vec<u64> = (0..records).filter(|v| !seen.contains_key(v)).collect();

@@ -452,3 +452,151 @@ fn late<K, L, R, V>(
         record: (key, value),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn wm(ms: i64) -> Watermark {
+        Watermark::new(at(ms))
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn records_join_when_at_most_the_window_apart_either_way() {
+        let mut j = InnerJoin::new(ms(10)).expect("valid");
+        let mut out = Vec::new();
+        j.add_left(1u8, at(100), 'a', |p| out.push(p))
+            .expect("accepted");
+        for time in [89, 90, 110, 111] {
+            j.add_right(1, at(time), time, |p| out.push(p))
+                .expect("accepted");
+        }
+        j.add_right(2, at(100), 0, |p| out.push(p))
+            .expect("accepted");
+        assert_eq!(out, [(1, ('a', 90)), (1, ('a', 110))]);
+        // A second left record meets every buffered right record of its key.
+        j.add_left(1, at(95), 'b', |p| out.push(p))
+            .expect("accepted");
+        assert_eq!(out[2..], [(1, ('b', 89)), (1, ('b', 90))]);
+        assert_eq!(j.buffered(), 7);
+    }
+
+    #[test]
+    fn records_expire_once_no_partner_can_come_and_the_state_empties() {
+        let mut j = InnerJoin::new(ms(10)).expect("valid");
+        let mut out = Vec::new();
+        j.add_left("k", at(100), 1, |p| out.push(p))
+            .expect("accepted");
+        j.add_right("k", at(105), 2, |p| out.push(p))
+            .expect("accepted");
+        j.advance(wm(110), |p| out.push(p));
+        assert_eq!(
+            j.buffered(),
+            2,
+            "a right record stamped 110 can still join 100"
+        );
+        j.advance(wm(111), |p| out.push(p));
+        assert_eq!(j.buffered(), 1);
+        j.advance(wm(116), |p| out.push(p));
+        assert_eq!((j.buffered(), j.state_bytes()), (0, 0));
+        assert_eq!(out, [("k", (1, 2))]);
+    }
+
+    #[test]
+    fn a_left_join_emits_unmatched_left_records_when_they_expire() {
+        let mut j = LeftJoin::new(ms(10))
+            .expect("valid")
+            .with_lateness(ms(5))
+            .expect("valid");
+        let mut out = Vec::new();
+        j.add_left("x", at(0), 'a', |p| out.push(p))
+            .expect("accepted");
+        j.add_left("y", at(1), 'b', |p| out.push(p))
+            .expect("accepted");
+        j.add_right("y", at(11), 'B', |p| out.push(p))
+            .expect("accepted");
+        j.add_right("z", at(2), 'Z', |p| out.push(p))
+            .expect("accepted");
+        assert_eq!(out, [("y", ('b', Some('B')))]);
+        j.advance(wm(15), |p| out.push(p));
+        assert_eq!(
+            out.len(),
+            1,
+            "x can still meet a right record stamped 10, up to 5 late"
+        );
+        j.advance(wm(16), |p| out.push(p));
+        assert_eq!(out[1..], [("x", ('a', None))]);
+        j.advance(Watermark::MAX, |p| out.push(p));
+        assert_eq!(
+            out.len(),
+            2,
+            "y was matched; right records never go out alone"
+        );
+    }
+
+    #[test]
+    fn a_record_more_than_the_lateness_behind_the_watermark_is_handed_back() {
+        let mut j = LeftJoin::<&str, u32, u32>::new(ms(10))
+            .expect("valid")
+            .with_lateness(ms(5))
+            .expect("valid");
+        j.advance(wm(100), |_| {});
+        assert_eq!(j.add_left("k", at(95), 1, |_| {}), Ok(Arrival::Late));
+        assert_eq!(j.add_right("k", at(100), 1, |_| {}), Ok(Arrival::OnTime));
+        let late = j.add_right("k", at(94), 7, |_| {}).unwrap_err();
+        assert_eq!(late.record, ("k", 7));
+        assert_eq!(late.watermark, wm(100));
+        assert!(j.add_left("k", at(94), 7, |_| {}).is_err());
+        assert_eq!(j.buffered(), 2);
+    }
+
+    #[test]
+    fn a_restored_join_goes_on_as_the_original_would() {
+        let mut original = LeftJoin::new(ms(10)).expect("valid");
+        let mut sink = Vec::new();
+        original
+            .add_left("a".to_owned(), at(0), 1u32, |p| sink.push(p))
+            .expect("ok");
+        original
+            .add_left("b".to_owned(), at(5), 2, |p| sink.push(p))
+            .expect("ok");
+        original
+            .add_right("a".to_owned(), at(8), 'r', |p| sink.push(p))
+            .expect("ok");
+        original.advance(wm(4), |p| sink.push(p));
+        let mut bytes = Vec::new();
+        original.save(&mut bytes).expect("encodes");
+        let mut restored = LeftJoin::new(ms(10)).expect("valid");
+        restored.restore(&bytes).expect("decodes");
+        assert_eq!(restored.buffered(), 3);
+
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for (j, out) in [(&mut original, &mut x), (&mut restored, &mut y)] {
+            assert!(
+                j.add_right("b".to_owned(), at(3), 'l', |p| out.push(p))
+                    .is_err()
+            );
+            j.add_right("b".to_owned(), at(15), 's', |p| out.push(p))
+                .expect("ok");
+            j.add_left("a".to_owned(), at(9), 3, |p| out.push(p))
+                .expect("ok");
+            j.advance(Watermark::MAX, |p| out.push(p));
+        }
+        assert_eq!(x, y);
+        assert_eq!(
+            x,
+            [
+                ("b".to_owned(), (2, Some('s'))),
+                ("a".to_owned(), (3, Some('r'))),
+            ]
+        );
+    }
+}

@@ -305,3 +305,168 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{Count, Reduce};
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn wm(ms: i64) -> Watermark {
+        Watermark::new(at(ms))
+    }
+
+    fn w(start: i64, end: i64) -> Window {
+        Window::new(at(start), at(end))
+    }
+
+    fn sessions(gap: u64) -> SessionState<&'static str, (), Count> {
+        SessionState::new(
+            Session::new(Duration::from_millis(gap)).expect("valid"),
+            Count,
+        )
+    }
+
+    type Results = Vec<WindowResult<&'static str, u64>>;
+
+    fn add(s: &mut SessionState<&'static str, (), Count>, key: &'static str, time: i64) {
+        s.add(key, at(time), (), |_| panic!("no early firing"))
+            .expect("accepted");
+    }
+
+    #[test]
+    fn records_closer_than_the_gap_share_a_session_and_one_gap_apart_do_not() {
+        let mut s = sessions(10);
+        add(&mut s, "a", 0);
+        add(&mut s, "a", 9);
+        add(&mut s, "a", 19);
+        assert_eq!(s.open_windows(), 2, "19 is one gap after 9");
+        let mut out = Results::new();
+        s.advance(Watermark::MAX, |r| out.push(r));
+        let got: Vec<(Window, u64)> = out.iter().map(|r| (r.window, r.value)).collect();
+        assert_eq!(got, [(w(0, 19), 2), (w(19, 29), 1)]);
+    }
+
+    #[test]
+    fn a_record_between_two_sessions_merges_them_and_their_counts() {
+        let mut s = sessions(10);
+        for time in [0, 30, 32, 15] {
+            add(&mut s, "a", time);
+        }
+        add(&mut s, "b", 21);
+        assert_eq!(s.open_windows(), 4);
+        add(&mut s, "a", 22);
+        assert_eq!(s.open_windows(), 3, "22 bridges [15, 25) and [30, 42)");
+        let mut out = Results::new();
+        s.advance(Watermark::MAX, |r| out.push(r));
+        let got: Vec<(&str, Window, u64)> =
+            out.iter().map(|r| (r.key, r.window, r.value)).collect();
+        assert_eq!(
+            got,
+            [("a", w(0, 10), 1), ("b", w(21, 31), 1), ("a", w(15, 42), 4)]
+        );
+        assert_eq!((s.open_windows(), s.state_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_merged_session_reduces_earlier_parts_first() {
+        let concat = Reduce::new(|a: String, b: String| a + &b);
+        let mut s = SessionState::new(
+            Session::new(Duration::from_millis(10)).expect("valid"),
+            concat,
+        );
+        let mut out = Vec::new();
+        for (time, v) in [(0, "a"), (18, "c"), (9, "b")] {
+            s.add(1u8, at(time), v.to_owned(), |r| out.push(r))
+                .expect("accepted");
+        }
+        s.advance(Watermark::MAX, |r| out.push(r));
+        // [0, 10) absorbs [18, 28), then the bridging record is added.
+        assert_eq!(out[0].value, "acb");
+        assert_eq!(out[0].window, w(0, 28));
+    }
+
+    #[test]
+    fn a_session_closes_at_its_end_plus_lateness_and_older_records_are_refused() {
+        let mut s = sessions(10)
+            .with_lateness(Duration::from_millis(5))
+            .expect("valid");
+        let mut out = Results::new();
+        add(&mut s, "a", 0);
+        add(&mut s, "a", 20);
+        s.advance(wm(14), |r| out.push(r));
+        assert!(out.is_empty(), "[0, 10) closes at 15");
+        // 9 is 5 behind the watermark: accepted, late.
+        assert_eq!(s.add("a", at(9), (), |r| out.push(r)), Ok(Arrival::Late));
+        // 8 would fit [0, 19) too, but is more than 5 behind: refused, as a record of a
+        // session that had closed would be.
+        let late = s.add("a", at(8), (), |r| out.push(r)).unwrap_err();
+        assert_eq!((late.timestamp, late.watermark), (at(8), wm(14)));
+        s.advance(wm(24), |r| out.push(r));
+        assert_eq!(out[0].window, w(0, 19));
+        assert_eq!((out[0].value, out[0].firing), (2, Firing::Final));
+        assert_eq!(s.open_windows(), 1);
+    }
+
+    #[test]
+    fn early_results_follow_the_session_as_it_grows() {
+        let mut s = sessions(10).with_early_firing(EarlyFiring::every_update());
+        let mut out = Results::new();
+        for time in [0, 5, 30] {
+            s.add("a", at(time), (), |r| out.push(r)).expect("accepted");
+        }
+        let early: Vec<(Window, u64)> = out.iter().map(|r| (r.window, r.value)).collect();
+        assert_eq!(early, [(w(0, 10), 1), (w(0, 15), 2), (w(30, 40), 1)]);
+        assert!(out.iter().all(|r| r.firing == Firing::Early));
+    }
+
+    #[test]
+    fn periodic_early_results_cover_sessions_updated_since() {
+        let every = EarlyFiring::every_event_time(Duration::from_millis(100)).expect("valid");
+        let mut s = sessions(1000).with_early_firing(every);
+        let mut out = Results::new();
+        add(&mut s, "b", 10);
+        add(&mut s, "a", 5);
+        s.advance(wm(50), |r| out.push(r));
+        let keys: Vec<&str> = out.iter().map(|r| r.key).collect();
+        assert_eq!(keys, ["a", "b"], "by session end, then creation");
+        add(&mut s, "a", 60);
+        s.advance(wm(99), |r| out.push(r));
+        assert_eq!(out.len(), 2);
+        s.advance(wm(100), |r| out.push(r));
+        assert_eq!((out[2].key, out[2].value), ("a", 2));
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn a_restored_state_goes_on_as_the_original_would() {
+        let gap = Session::new(Duration::from_millis(10)).expect("valid");
+        let mut original = SessionState::new(gap, Count);
+        let mut sink = Vec::new();
+        for (key, time) in [("a", 0), ("b", 3), ("a", 25), ("a", 8)] {
+            original
+                .add(key.to_owned(), at(time), (), |r| sink.push(r))
+                .expect("accepted");
+        }
+        original.advance(wm(14), |r| sink.push(r));
+        assert_eq!(sink.len(), 1, "b's [3, 13) closed");
+        let mut bytes = Vec::new();
+        original.save(&mut bytes).expect("encodes");
+        let mut restored = SessionState::new(gap, Count);
+        restored.restore(&bytes).expect("decodes");
+        assert_eq!(restored.open_windows(), 2);
+
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (s, out) in [(&mut original, &mut a), (&mut restored, &mut b)] {
+            assert!(s.add("b".to_owned(), at(12), (), |r| out.push(r)).is_err());
+            s.add("a".to_owned(), at(17), (), |r| out.push(r))
+                .expect("bridges");
+            s.advance(Watermark::MAX, |r| out.push(r));
+        }
+        assert_eq!(a, b);
+        assert_eq!((a.len(), a[0].window, a[0].value), (1, w(0, 35), 4));
+    }
+}

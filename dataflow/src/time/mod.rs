@@ -82,3 +82,28 @@ pub use table::Table;
 pub use timestamp::{Timestamp, Watermark};
 pub use tracker::WatermarkTracker;
 pub use window::{Aligned, Hopping, Session, Tumbling, Window, WindowAssigner};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync + Unpin>() {}
+
+    #[test]
+    fn the_states_can_move_to_and_be_shared_with_other_threads() {
+        send_sync::<Timestamp>();
+        send_sync::<Watermark>();
+        send_sync::<BoundedOutOfOrderness>();
+        send_sync::<WatermarkTracker>();
+        send_sync::<SourceWatermarks>();
+        send_sync::<WindowState<String, u64, Count, Tumbling>>();
+        send_sync::<WindowState<String, u64, Fold<u64, fn(u64, u64) -> u64>, Hopping>>();
+        send_sync::<SessionState<String, u64, Reduce<fn(u64, u64) -> u64>>>();
+        send_sync::<InnerJoin<String, u64, String>>();
+        send_sync::<LeftJoin<String, u64, String>>();
+        send_sync::<Table<String, u64>>();
+        send_sync::<WindowResult<String, u64>>();
+        send_sync::<LateRecord<(String, u64)>>();
+        send_sync::<TimeError>();
+    }
+}

@@ -14,7 +14,8 @@ use crate::codec::CodecError;
 /// the inputs that are not idle.
 ///
 /// An input that has shown no activity (no record, no watermark) for the idle timeout stops
-/// holding the watermark back, until it shows activity again. If every input is idle, the
+/// holding the watermark back, until it shows activity again (an input active since the last
+/// tick is never idle at this one, even with a zero timeout). If every input is idle, the
 /// watermark stays where it is. The task's watermark never moves backwards, even when an
 /// input behind it wakes up: that input's records behind it are late.
 ///

@@ -45,6 +45,14 @@ impl BoundedOutOfOrderness {
         })
     }
 
+    /// A generator of `bound` milliseconds, already checked.
+    pub(crate) fn with_bound(bound: i64) -> Self {
+        Self {
+            bound,
+            max_seen: None,
+        }
+    }
+
     /// Takes a record's timestamp into account; returns the watermark after it.
     #[inline]
     pub fn observe(&mut self, time: Timestamp) -> Watermark {

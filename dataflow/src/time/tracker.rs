@@ -99,6 +99,24 @@ impl WatermarkTracker {
         self.inputs.len()
     }
 
+    /// Adds an input (a partition assigned to the task), at [`Watermark::MIN`] until it says
+    /// otherwise; returns its index. Until then it holds the watermark where it is (or, with an
+    /// idle timeout, until it turns idle): the task's watermark does not go back.
+    pub fn add_input(&mut self) -> usize {
+        self.inputs.push(Input::new(Watermark::MIN));
+        self.inputs.len() - 1
+    }
+
+    /// Removes input `input` (a partition revoked from the task); the inputs after it move
+    /// down one index. The task's watermark may move forward at the next tick.
+    ///
+    /// # Panics
+    ///
+    /// If `input` is not below [`inputs`](Self::inputs).
+    pub fn remove_input(&mut self, input: usize) {
+        self.inputs.remove(input);
+    }
+
     /// Input `input` says its watermark is `watermark` (a lower one than it said before is
     /// ignored); that counts as activity. Takes effect at the next [`tick`](Self::tick).
     ///
@@ -193,9 +211,17 @@ impl Checkpointed for WatermarkTracker {
                 self.inputs.len()
             )));
         }
-        self.inputs = saved.inputs.into_iter().map(Input::new).collect();
-        self.current = saved.current;
+        self.reset(saved.inputs, saved.current);
         Ok(())
+    }
+}
+
+impl WatermarkTracker {
+    /// Puts the inputs and the task's watermark where a checkpoint left them; every input
+    /// active, its idle clock starting at the next tick.
+    pub(crate) fn reset(&mut self, inputs: Vec<Watermark>, current: Watermark) {
+        self.inputs = inputs.into_iter().map(Input::new).collect();
+        self.current = current;
     }
 }
 
@@ -293,6 +319,26 @@ mod tests {
         assert!(!t.is_idle(1));
         t.observe(0, wm(11));
         assert_eq!(t.tick(start + Duration::from_secs(105)), Some(wm(11)));
+    }
+
+    #[test]
+    fn inputs_come_and_go_without_moving_the_watermark_back() {
+        let now = Instant::now();
+        let mut t = WatermarkTracker::new(2);
+        t.observe(0, wm(10));
+        t.observe(1, wm(30));
+        assert_eq!(t.tick(now), Some(wm(10)));
+        let added = t.add_input();
+        assert_eq!((added, t.inputs()), (2, 3));
+        t.observe(0, wm(40));
+        assert_eq!(t.tick(now), None, "the new input holds the watermark");
+        t.observe(added, wm(5));
+        assert_eq!(t.tick(now), None, "and does not take it back");
+        assert_eq!(t.watermark(), wm(10));
+        t.remove_input(added);
+        assert_eq!(t.tick(now), Some(wm(30)));
+        t.remove_input(1);
+        assert_eq!(t.tick(now), Some(wm(40)));
     }
 
     #[test]

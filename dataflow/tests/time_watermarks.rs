@@ -14,6 +14,8 @@ enum Op {
     Observe(usize, i64),
     /// Input `0` delivered a record and no watermark.
     Touch(usize),
+    /// Input `0` says it is idle.
+    MarkIdle(usize),
     /// `0` seconds pass, then a tick.
     Tick(u64),
 }
@@ -23,6 +25,7 @@ fn ops(inputs: usize) -> impl Strategy<Value = Vec<Op>> {
         prop_oneof![
             (0..inputs, -50i64..200).prop_map(|(i, w)| Op::Observe(i, w)),
             (0..inputs).prop_map(Op::Touch),
+            (0..inputs).prop_map(Op::MarkIdle),
             (0u64..8).prop_map(Op::Tick),
         ],
         0..60,
@@ -49,6 +52,7 @@ proptest! {
         let mut marks = vec![i64::MIN; inputs];
         let mut active_at: Vec<Option<u64>> = vec![None; inputs];
         let mut touched = vec![false; inputs];
+        let mut declared = vec![false; inputs];
         let mut current = i64::MIN;
         let mut now = 0u64;
         for op in ops {
@@ -56,26 +60,36 @@ proptest! {
                 Op::Observe(i, w) => {
                     marks[i] = marks[i].max(w);
                     touched[i] = true;
+                    declared[i] = false;
                     tracker.observe(i, wm(w));
                 }
                 Op::Touch(i) => {
                     touched[i] = true;
+                    declared[i] = false;
                     tracker.touch(i);
+                }
+                Op::MarkIdle(i) => {
+                    touched[i] = false;
+                    declared[i] = true;
+                    tracker.mark_idle(i);
                 }
                 Op::Tick(seconds) => {
                     now += seconds;
-                    // An input active since the last tick (or ticked for the first time) is
-                    // not idle; another is once its last activity is a timeout old.
+                    // An input active since the last tick (or ticked for the first time
+                    // without having said it is idle) is not idle; one that said so is;
+                    // another is once its last activity is a timeout old.
                     let mut fresh = vec![false; inputs];
                     for i in 0..inputs {
-                        if touched[i] || active_at[i].is_none() {
+                        if touched[i] || (active_at[i].is_none() && !declared[i]) {
                             active_at[i] = Some(now);
                             touched[i] = false;
                             fresh[i] = true;
                         }
                     }
                     let idle = |i: usize| {
-                        !fresh[i] && timeout.is_some_and(|t| now - active_at[i].expect("set") >= t)
+                        !fresh[i]
+                            && (declared[i]
+                                || timeout.is_some_and(|t| now - active_at[i].expect("set") >= t))
                     };
                     let low = (0..inputs).filter(|&i| !idle(i)).map(|i| marks[i]).min();
                     let before = current;
@@ -87,6 +101,7 @@ proptest! {
                     for i in 0..inputs {
                         prop_assert_eq!(tracker.is_idle(i), idle(i));
                     }
+                    prop_assert_eq!(tracker.all_idle(), (0..inputs).all(idle));
                 }
             }
             prop_assert_eq!(tracker.watermark(), wm(current));

@@ -128,6 +128,12 @@ impl SourceWatermarks {
         self.tracker.watermark()
     }
 
+    /// Whether every partition the task reads was idle at the last [`tick`](Self::tick): the
+    /// task should tell the tasks downstream (see [`WatermarkTracker::mark_idle`]).
+    pub fn all_idle(&self) -> bool {
+        self.tracker.all_idle()
+    }
+
     /// The partitions the task reads.
     pub fn partitions(&self) -> &[u32] {
         &self.partitions

@@ -52,6 +52,9 @@ struct Input {
     watermark: Watermark,
     /// Activity since the last tick.
     touched: bool,
+    /// The input said it is idle (an upstream task whose own inputs all are), since its last
+    /// activity.
+    declared_idle: bool,
     /// When the input last showed activity, as of the last tick; `None` until the first tick
     /// after a start or a restore, which starts its clock.
     last_active: Option<Instant>,
@@ -63,6 +66,7 @@ impl Input {
         Self {
             watermark,
             touched: false,
+            declared_idle: false,
             last_active: None,
             idle: false,
         }
@@ -128,6 +132,7 @@ impl WatermarkTracker {
         let input = &mut self.inputs[input];
         input.watermark = input.watermark.max(watermark);
         input.touched = true;
+        input.declared_idle = false;
     }
 
     /// Input `input` delivered a record without moving its watermark: activity only.
@@ -137,7 +142,29 @@ impl WatermarkTracker {
     /// If `input` is not below [`inputs`](Self::inputs).
     #[inline]
     pub fn touch(&mut self, input: usize) {
-        self.inputs[input].touched = true;
+        let input = &mut self.inputs[input];
+        input.touched = true;
+        input.declared_idle = false;
+    }
+
+    /// Input `input` says it is idle (an upstream task all of whose inputs are idle, as
+    /// [`all_idle`](Self::all_idle) tells it): it stops holding the watermark back at the next
+    /// [`tick`](Self::tick), without waiting for a timeout, until its next activity.
+    ///
+    /// # Panics
+    ///
+    /// If `input` is not below [`inputs`](Self::inputs).
+    pub fn mark_idle(&mut self, input: usize) {
+        let input = &mut self.inputs[input];
+        input.touched = false;
+        input.declared_idle = true;
+    }
+
+    /// Whether every input was idle at the last [`tick`](Self::tick) (and there is at least
+    /// one): the task should tell the tasks downstream, which then leave it out of their
+    /// minimum ([`mark_idle`](Self::mark_idle)).
+    pub fn all_idle(&self) -> bool {
+        !self.inputs.is_empty() && self.inputs.iter().all(|i| i.idle)
     }
 
     /// Settles activity and idleness as of `now` and recomputes the task's watermark;
@@ -145,10 +172,12 @@ impl WatermarkTracker {
     pub fn tick(&mut self, now: Instant) -> Option<Watermark> {
         let mut low: Option<Watermark> = None;
         for input in &mut self.inputs {
-            if input.touched || input.last_active.is_none() {
+            if input.touched || (input.last_active.is_none() && !input.declared_idle) {
                 input.touched = false;
                 input.idle = false;
                 input.last_active = Some(now);
+            } else if input.declared_idle {
+                input.idle = true;
             } else if let (Some(timeout), Some(last)) = (self.idle_timeout, input.last_active) {
                 input.idle = now.saturating_duration_since(last) >= timeout;
             }
@@ -307,6 +336,26 @@ mod tests {
         assert_eq!(t.tick(start + Duration::from_secs(2)), None);
         assert!(t.is_idle(0) && t.is_idle(1));
         assert_eq!(t.watermark(), wm(10));
+    }
+
+    #[test]
+    fn an_input_declared_idle_stops_holding_back_at_once_until_it_speaks_again() {
+        let now = Instant::now();
+        let mut t = WatermarkTracker::new(2);
+        t.observe(0, wm(50));
+        t.tick(now);
+        t.mark_idle(1);
+        assert_eq!(t.tick(now), Some(wm(50)), "no timeout needed");
+        assert!(t.is_idle(1) && !t.all_idle());
+        t.observe(1, wm(20));
+        t.observe(0, wm(60));
+        assert_eq!(t.tick(now), None, "input 1 holds it again");
+        assert!(!t.is_idle(1));
+        t.mark_idle(0);
+        t.mark_idle(1);
+        t.tick(now);
+        assert!(t.all_idle());
+        assert!(!WatermarkTracker::new(0).all_idle());
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl EarlyFiring {
 
     /// Whenever the watermark crosses a multiple of `period` (since the epoch), a result from
     /// every open window updated since its last one (Flink's continuous event-time trigger).
+    /// Each crossing scans the open windows once.
     pub fn every_event_time(period: Duration) -> Result<Self, TimeError> {
         Ok(Self(Early::EventTime(millis(
             "early firing period",

@@ -98,6 +98,7 @@ mod runtime;
 pub mod signature;
 mod spec;
 mod stage;
+pub mod time;
 #[doc(hidden)]
 pub mod topics;
 
@@ -127,6 +128,7 @@ pub use crate::runtime::running::Running;
 pub use crate::runtime::state::{KeyedState, Snapshot};
 pub use crate::spec::{Binding, IntoBinding, TopicSpec};
 pub use crate::stage::{Deliver, Exchange, FanOut, Key, Named, Stage};
+pub use crate::time::{LateRecord, Timestamp, Watermark, WindowResult};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

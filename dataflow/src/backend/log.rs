@@ -76,6 +76,21 @@ pub(crate) trait LogWriter<T>: Send {
         rejected: Option<&'a mut Vec<(T, CodecError)>>,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
 
+    /// [`append`](Self::append), with each value's origin: the append time of the source
+    /// record it was made from (nanoseconds since the Unix epoch), which an internal topic
+    /// carries on so that end-to-end latency is measured from the source. Other topics have
+    /// no use for it.
+    fn append_traced<'a>(
+        &'a mut self,
+        partition: u32,
+        values: &'a mut Vec<T>,
+        origins: &'a mut Vec<u64>,
+        rejected: Option<&'a mut Vec<(T, CodecError)>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        origins.clear();
+        self.append(partition, values, rejected)
+    }
+
     /// Marks, in every partition, that writer `writer` has written everything before
     /// checkpoint `epoch` (internal topics of a checkpointing pipeline; nothing elsewhere).
     fn barrier(&mut self, epoch: u64, writer: u32) -> BoxFuture<'_, Result<(), BackendError>> {

@@ -17,8 +17,9 @@ use crate::codec::CodecError;
 /// What an internal topic of a checkpointing pipeline holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Frame<T> {
-    /// A record.
-    Record(T),
+    /// A record, and the append time of the source record it was made from (nanoseconds
+    /// since the Unix epoch; 0 if unknown).
+    Record { value: T, origin: u64 },
     /// Writer `writer` (a task upstream) has written everything before checkpoint `epoch`.
     Barrier { epoch: u64, writer: u32 },
 }
@@ -112,28 +113,30 @@ impl<T: Send + Sync + 'static> LogWriter<T> for FramedWriter<T> {
         rejected: Option<&'a mut Vec<(T, CodecError)>>,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         self.frames.clear();
-        self.frames.extend(values.drain(..).map(Frame::Record));
-        Box::pin(async move {
-            let appended = match rejected {
-                Some(rejected) => {
-                    self.rejected.clear();
-                    let appended = self
-                        .inner
-                        .append(partition, &mut self.frames, Some(&mut self.rejected))
-                        .await;
-                    rejected.extend(self.rejected.drain(..).filter_map(
-                        |(frame, error)| match frame {
-                            Frame::Record(value) => Some((value, error)),
-                            Frame::Barrier { .. } => None,
-                        },
-                    ));
-                    appended
-                }
-                None => self.inner.append(partition, &mut self.frames, None).await,
-            };
-            self.frames.clear();
-            appended
-        })
+        self.frames.extend(
+            values
+                .drain(..)
+                .map(|value| Frame::Record { value, origin: 0 }),
+        );
+        self.append_frames(partition, rejected)
+    }
+
+    fn append_traced<'a>(
+        &'a mut self,
+        partition: u32,
+        values: &'a mut Vec<T>,
+        origins: &'a mut Vec<u64>,
+        rejected: Option<&'a mut Vec<(T, CodecError)>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        self.frames.clear();
+        let origins = origins.drain(..).chain(std::iter::repeat(0));
+        self.frames.extend(
+            values
+                .drain(..)
+                .zip(origins)
+                .map(|(value, origin)| Frame::Record { value, origin }),
+        );
+        self.append_frames(partition, rejected)
     }
 
     fn barrier(&mut self, epoch: u64, writer: u32) -> BoxFuture<'_, Result<(), BackendError>> {
@@ -144,6 +147,37 @@ impl<T: Send + Sync + 'static> LogWriter<T> for FramedWriter<T> {
                 self.inner.append(partition, &mut self.frames, None).await?;
             }
             Ok(())
+        })
+    }
+}
+
+impl<T: Send + Sync + 'static> FramedWriter<T> {
+    /// Appends the frames made of a batch's values.
+    fn append_frames<'a>(
+        &'a mut self,
+        partition: u32,
+        rejected: Option<&'a mut Vec<(T, CodecError)>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let appended = match rejected {
+                Some(rejected) => {
+                    self.rejected.clear();
+                    let appended = self
+                        .inner
+                        .append(partition, &mut self.frames, Some(&mut self.rejected))
+                        .await;
+                    rejected.extend(self.rejected.drain(..).filter_map(
+                        |(frame, error)| match frame {
+                            Frame::Record { value, .. } => Some((value, error)),
+                            Frame::Barrier { .. } => None,
+                        },
+                    ));
+                    appended
+                }
+                None => self.inner.append(partition, &mut self.frames, None).await,
+            };
+            self.frames.clear();
+            appended
         })
     }
 }
@@ -166,9 +200,15 @@ impl<T: Send + Sync + 'static> LogReader<T> for FramedReader<T> {
         Box::pin(async move {
             self.frames.clear();
             self.inner.read(max, wait, &mut self.frames).await?;
-            for Entry { value, meta } in self.frames.records.drain(..) {
+            for Entry { value, mut meta } in self.frames.records.drain(..) {
                 match value {
-                    Frame::Record(value) => batch.records.push(Entry { value, meta }),
+                    Frame::Record { value, origin } => {
+                        // Latency is measured from the source record, not from this hop.
+                        if origin != 0 {
+                            meta.timestamp_nanos = origin;
+                        }
+                        batch.records.push(Entry { value, meta });
+                    }
                     Frame::Barrier { epoch, writer } => batch.barriers.push(Barrier {
                         epoch,
                         writer,
@@ -196,13 +236,14 @@ impl<T: Send + Sync + 'static> LogReader<T> for FramedReader<T> {
 
     fn again(&self, record: &RecordMeta, payloads: &[Vec<u8>]) -> Option<T> {
         match self.inner.again(record, payloads)? {
-            Frame::Record(value) => Some(value),
+            Frame::Record { value, .. } => Some(value),
             Frame::Barrier { .. } => None,
         }
     }
 
     fn payload_codec(&self) -> Option<crate::codec::Codec> {
-        self.inner.payload_codec()
+        // A payload here is a frame's, not the value's: a dead letter encodes the value again.
+        None
     }
 
     fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {

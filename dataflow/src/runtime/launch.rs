@@ -214,28 +214,16 @@ impl Launch {
             self.options.internal_capacity,
             self.private,
         );
-        let port = match &mut self.checkpoints {
-            // Barriers travel with the records.
-            Some(checkpoints) => {
-                let frames = Port::<Frame<T>>::open(
-                    self.connection.backend(),
-                    spec.clone(),
-                    self.options.codec,
-                )
-                .await?;
-                let framed = FramedTopic::new(Arc::clone(frames.topic().await?));
-                checkpoints
-                    .writers
-                    .push((node.to_owned(), framed.writers()));
-                Port::from_topic(
-                    self.connection.backend(),
-                    spec,
-                    Arc::new(framed),
-                    self.options.codec,
-                )
-            }
-            None => Port::<T>::open(self.backend(), spec, self.options.codec).await?,
-        };
+        // Frames carry each record's origin on (and, with checkpoints, the barriers).
+        let frames =
+            Port::<Frame<T>>::open(self.backend(), spec.clone(), self.options.codec).await?;
+        let framed = FramedTopic::new(Arc::clone(frames.topic().await?));
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints
+                .writers
+                .push((node.to_owned(), framed.writers()));
+        }
+        let port = Port::from_topic(self.backend(), spec, Arc::new(framed), self.options.codec);
         let topic = Arc::clone(port.topic().await?);
         self.fail_internal.push(Box::new(move || topic.fail()));
         Ok(port)

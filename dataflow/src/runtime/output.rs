@@ -11,6 +11,7 @@ use crate::codec::CodecError;
 use crate::error::PipelineError;
 use crate::partition::partition_of;
 use crate::runtime::checkpoint::transaction::{AppendLater, HeldOutputs, held_codec};
+use crate::runtime::task::Cx;
 use crate::stage::Key;
 
 /// Values bound for one topic, buffered during a batch.
@@ -19,6 +20,9 @@ pub struct Output<T> {
     topic: String,
     /// One buffer per partition: a flush appends each in one call, keeping per-partition order.
     buffers: Vec<Vec<T>>,
+    /// Beside `buffers`, for an internal topic: each value's origin, the append time of the
+    /// source record it was made from.
+    origins: Vec<Vec<u64>>,
     /// Values of the last flush that did not encode, typed.
     failed: Vec<(T, CodecError)>,
     /// The same, boxed for dead letters (remote topics only).
@@ -75,6 +79,7 @@ impl<T: Send + Sync + 'static> Output<T> {
             writer: topic.writer().await?,
             topic: topic.name().to_owned(),
             buffers: (0..topic.partitions()).map(|_| Vec::new()).collect(),
+            origins: (0..topic.partitions()).map(|_| Vec::new()).collect(),
             failed: Vec::new(),
             rejected: Vec::new(),
             erase: erase::<T>,
@@ -116,12 +121,19 @@ impl<T> Output<T> {
             if values.is_empty() {
                 continue;
             }
-            let appended = self
-                .writer
-                .append(partition as u32, values, Some(&mut self.failed))
-                .await;
+            let origins = &mut self.origins[partition];
+            let appended = if origins.is_empty() {
+                self.writer
+                    .append(partition as u32, values, Some(&mut self.failed))
+                    .await
+            } else {
+                self.writer
+                    .append_traced(partition as u32, values, origins, Some(&mut self.failed))
+                    .await
+            };
             if let Err(err) = appended {
                 self.buffers.iter_mut().for_each(Vec::clear);
+                self.origins.iter_mut().for_each(Vec::clear);
                 return Err(match err {
                     BackendError::Closed { topic } => PipelineError::OutputClosed { topic },
                     other => other.into(),
@@ -162,6 +174,20 @@ impl<T> Output<T> {
         self.buffers[partition as usize].push(value);
     }
 
+    /// Buffers `value`, made from the record `cx` is processing, for the partition matching
+    /// that record's (an internal topic: the value carries the record's origin on).
+    #[inline]
+    pub fn push_from(&mut self, cx: &Cx<'_>, value: T) {
+        let partitions = self.buffers.len() as u32;
+        let partition = if partitions == 1 {
+            0
+        } else {
+            cx.partition() % partitions
+        };
+        self.buffers[partition as usize].push(value);
+        self.origins[partition as usize].push(cx.origin());
+    }
+
     /// Buffers `value` for the partition of `key`.
     #[inline]
     pub fn push_keyed<K: Hash + ?Sized>(&mut self, key: &K, value: T) {
@@ -176,6 +202,15 @@ impl<K: Key, V> Output<(K, V)> {
     pub fn push_pair(&mut self, pair: (K, V)) {
         let partition = partition_of(&pair.0, self.buffers.len() as u32);
         self.buffers[partition as usize].push(pair);
+    }
+
+    /// Buffers a `(key, value)` pair, made from the record `cx` is processing, for the
+    /// partition of its key (a repartition: the pair carries the record's origin on).
+    #[inline]
+    pub fn push_pair_from(&mut self, cx: &Cx<'_>, pair: (K, V)) {
+        let partition = partition_of(&pair.0, self.buffers.len() as u32) as usize;
+        self.buffers[partition].push(pair);
+        self.origins[partition].push(cx.origin());
     }
 }
 

@@ -66,7 +66,7 @@ fn emit_consumer(graph: &Graph, consumer: usize, from: Port, value: &Ident) -> T
             quote!(__df_cx.sink(#consumer); #push;)
         }
         Kind::Merge | Kind::MapAsync | Kind::MapAsyncUnordered => respan(
-            quote!(#out.push(__df_cx.partition(), ::dataflow::topics::exchange(#value));),
+            quote!(#out.push_from(&__df_cx, ::dataflow::topics::exchange(#value));),
             span,
         ),
         _ => emit_node(graph, consumer, value),
@@ -176,7 +176,7 @@ fn emit_node(graph: &Graph, index: usize, value: &Ident) -> TokenStream {
             let out = var("o", index);
             let stage_span = node.stage_span();
             let push = respan(
-                quote!(#out.push_pair(::dataflow::topics::exchange((__df_k, #value)));),
+                quote!(#out.push_pair_from(&__df_cx, ::dataflow::topics::exchange((__df_k, #value)));),
                 stage_span,
             );
             quote! {

@@ -95,6 +95,13 @@ impl Cx<'_> {
     pub fn partition(&self) -> u32 {
         self.partition
     }
+
+    /// The append time of the source record the current one comes from (nanoseconds since
+    /// the Unix epoch): what end-to-end latency is measured from.
+    #[inline(always)]
+    pub fn origin(&self) -> u64 {
+        self.source_timestamp
+    }
 }
 
 /// Which records are timed: one in `every`.

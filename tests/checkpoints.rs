@@ -320,3 +320,71 @@ fn exactly_once_is_refused_where_it_cannot_hold() {
         "{refused:?}"
     );
 }
+
+/// Panics on every seventh number.
+fn brittle(x: u64) -> u64 {
+    assert!(x % 7 != 0, "{x} is a multiple of seven");
+    x
+}
+
+#[pipeline]
+fn brittle_keyed(input: Source<u64>, out: Sink<(u64, u64)>) {
+    input.map(brittle).key_by(|x: &u64| x % 5).to(out);
+}
+
+/// Stages that panic while checkpoints are taken stall none of them: each panic is a dead
+/// letter, and checkpoints go on being taken.
+#[test]
+fn a_stage_that_panics_does_not_stall_checkpoints() -> Result {
+    let state = temp_dir("checkpoints-panics");
+    let rt = runtime();
+    rt.block_on(async {
+        let broker = dataflow::broker::Broker::new();
+        let connection = Connection::mem(&broker);
+        let running = BrittleKeyed::builder()
+            .input("in")
+            .out("out")
+            .options(
+                PipelineOptions::new()
+                    .connection(&connection)
+                    .state_dir(&state)
+                    .checkpoint_every(Duration::from_millis(10)),
+            )
+            .start()
+            .await?;
+        let mut producer = connection.producer::<u64>("in").await?;
+        for chunk in 0..30u64 {
+            producer.send_batch(0, chunk * 10..(chunk + 1) * 10).await?;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let survivors = (0..300u64).filter(|x| x % 7 != 0).count();
+        read_all(&connection, "out", survivors).await?;
+        let epoch = |files: Vec<PathBuf>| -> u64 {
+            files
+                .first()
+                .and_then(|f| {
+                    f.file_stem()?
+                        .to_str()?
+                        .strip_prefix("checkpoint-")?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        let before = epoch(checkpoint_files(&state));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let after = epoch(checkpoint_files(&state));
+        assert!(
+            after > before && before > 0,
+            "checkpoints stalled at {before}, {after}"
+        );
+        let metrics = running.shutdown().await?;
+        assert_eq!(
+            metrics.stage("brittle").expect("its row").failed,
+            300 / 7 + 1
+        );
+        Result::Ok(())
+    })?;
+    std::fs::remove_dir_all(&state)?;
+    Ok(())
+}

@@ -323,7 +323,7 @@ fn exactly_once_is_refused_where_it_cannot_hold() {
 
 /// Panics on every seventh number.
 fn brittle(x: u64) -> u64 {
-    assert!(x % 7 != 0, "{x} is a multiple of seven");
+    assert!(!x.is_multiple_of(7), "{x} is a multiple of seven");
     x
 }
 

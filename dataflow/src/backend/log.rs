@@ -40,11 +40,13 @@ pub(crate) trait LogTopic<T>: Send + Sync {
     /// record.
     fn join<'a>(&'a self, group: &'a str, local_members: u32) -> Joining<'a, T>;
 
-    /// A reader of `partition` alone, outside any group, from the end of the partition: for
-    /// an in-process topic between two segments of a checkpointing pipeline, whose recovery
-    /// the checkpoints carry (no commits needed). `None` when the backend has none.
-    fn partition_reader(&self, partition: u32) -> Option<Joining<'_, T>> {
-        let _ = partition;
+    /// A reader of `partition` alone, outside any group (commits do nothing), from its first
+    /// record kept or from its end: for an in-process topic between two segments of a
+    /// checkpointing pipeline (from the end: the checkpoints carry its recovery), or a
+    /// changelog a task restores keyed state from (from the start). `None` when the backend
+    /// has none.
+    fn partition_reader(&self, partition: u32, from: From) -> Option<Joining<'_, T>> {
+        let _ = (partition, from);
         None
     }
 
@@ -99,6 +101,15 @@ pub(crate) trait LogWriter<T>: Send {
     }
 }
 
+/// Where a partition reader starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum From {
+    /// The first record kept.
+    Start,
+    /// The end: records appended from now on.
+    End,
+}
+
 /// How long a read waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wait {
@@ -143,6 +154,13 @@ pub(crate) trait LogReader<T>: Send {
 
     /// Leaves the group: its partitions go to the other members at once.
     fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>>;
+
+    /// The partitions this member reads now, as far as it knows (`None` if it cannot tell):
+    /// a task restores the keyed state of a partition it gains, and drops that of one it
+    /// loses.
+    fn assignment(&self) -> Option<Vec<u32>> {
+        None
+    }
 
     /// Moves the reading position of each partition this member owns among `positions`
     /// (`(partition, next offset)`) there, and returns those partitions: a pipeline restarting

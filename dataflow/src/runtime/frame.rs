@@ -9,7 +9,7 @@ use broker::Position;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::log::{
-    Barrier, Batch, Entry, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Wait,
+    Barrier, Batch, Entry, From, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Wait,
 };
 use crate::backend::{BackendError, BoxFuture};
 use crate::codec::CodecError;
@@ -74,8 +74,8 @@ impl<T: Send + Sync + 'static> LogTopic<T> for FramedTopic<T> {
         })
     }
 
-    fn partition_reader(&self, partition: u32) -> Option<Joining<'_, T>> {
-        let inner = self.inner.partition_reader(partition)?;
+    fn partition_reader(&self, partition: u32, from: From) -> Option<Joining<'_, T>> {
+        let inner = self.inner.partition_reader(partition, from)?;
         Some(Box::pin(
             async move { Ok(self.framed_reader(inner.await?)) },
         ))
@@ -244,6 +244,10 @@ impl<T: Send + Sync + 'static> LogReader<T> for FramedReader<T> {
     fn payload_codec(&self) -> Option<crate::codec::Codec> {
         // A payload here is a frame's, not the value's: a dead letter encodes the value again.
         None
+    }
+
+    fn assignment(&self) -> Option<Vec<u32>> {
+        self.inner.assignment()
     }
 
     fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {

@@ -26,7 +26,9 @@ use crate::runtime::frame::{Frame, FramedTopic};
 use crate::runtime::port::{Port, Transaction};
 use crate::runtime::rejoin::Rejoin;
 use crate::runtime::running::{Running, Segment};
-use crate::runtime::task::{CheckpointSetup, Mode, Task, TaskSetup};
+use crate::runtime::task::{
+    ChangelogRecord, ChangelogSetup, CheckpointSetup, Mode, Task, TaskSetup,
+};
 use crate::spec::{Binding, TopicSpec};
 use crate::stage::Exchange;
 
@@ -229,6 +231,29 @@ impl Launch {
         Ok(port)
     }
 
+    /// The changelog of segment `index`'s keyed state (`{group prefix}.segment-N.changelog`,
+    /// `partitions` partitions), if the segment has any.
+    async fn changelogs(
+        &mut self,
+        index: usize,
+        partitions: u32,
+    ) -> Result<Option<ChangelogSetup>, StartError> {
+        let stateful = self.graph.nodes.iter().any(|n| {
+            n.segment == index
+                && matches!(n.kind, NodeKind::Count | NodeKind::Fold | NodeKind::Reduce)
+        });
+        if !stateful {
+            return Ok(None);
+        }
+        let spec = TopicSpec::new(format!("{}.segment-{index}.changelog", self.group_prefix()))
+            .partitions(partitions);
+        let port = Port::<ChangelogRecord>::open(self.backend(), spec, self.options.codec).await?;
+        Ok(Some(ChangelogSetup {
+            topic: Arc::clone(port.topic().await?),
+            partitions,
+        }))
+    }
+
     fn group_prefix(&self) -> String {
         self.options
             .group
@@ -262,6 +287,11 @@ impl Launch {
         let mut tasks: Vec<TaskFuture> = Vec::with_capacity(partitions as usize);
         // Every member joins before any task reads, so that on the embedded broker the
         // assignment is final (one partition each) before the first record is read.
+        // Keyed state on a backend shared between processes follows changelogs there.
+        let changelogs = match self.checkpoints {
+            Some(_) => None,
+            None => self.changelogs(index, partitions).await?,
+        };
         let mut declared = Vec::with_capacity(partitions as usize);
         for partition in 0..partitions {
             let checkpoint = self.checkpoints.as_mut().map(|checkpoints| {
@@ -291,6 +321,7 @@ impl Launch {
                     .unwrap_or_else(|| self.backend().default_codec()),
                 checkpoint,
                 input_node: input_node(&self.graph, index),
+                changelogs: changelogs.clone(),
             };
             let rejoin = Rejoin::new(input.clone(), group.clone(), setup);
             let task = rejoin.task().await?;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::BackendError;
+use crate::backend::log::From;
 use crate::error::PipelineError;
 use crate::runtime::port::Port;
 use crate::runtime::task::{Mode, Task, TaskSetup};
@@ -47,7 +48,9 @@ impl<In: Exchange> Rejoin<In> {
     pub(crate) async fn task(&self) -> Result<Task<In>, BackendError> {
         let topic = self.input.topic().await?;
         let partition_reader = match &self.setup.checkpoint {
-            Some(checkpoint) if !checkpoint.source => topic.partition_reader(checkpoint.partition),
+            Some(checkpoint) if !checkpoint.source => {
+                topic.partition_reader(checkpoint.partition, From::End)
+            }
             _ => None,
         };
         let reader = match partition_reader {

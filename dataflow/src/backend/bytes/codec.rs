@@ -10,7 +10,7 @@ use broker::Position;
 use super::backpressure::{Backpressure, Bound};
 use super::{ByteTopic, Delivery, POLL_WAIT, RemoteMember, RemoteProducer};
 use crate::backend::log::{
-    Batch, Entry, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Undecodable, Wait,
+    Batch, Entry, From, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Undecodable, Wait,
 };
 use crate::backend::{BackendError, BoxFuture};
 use crate::codec::{Codec, CodecError};
@@ -78,10 +78,105 @@ impl<T: Deliver> LogTopic<T> for CodecTopic<T> {
         })
     }
 
+    fn partition_reader(&self, partition: u32, from: From) -> Option<Joining<'_, T>> {
+        // A remote topic between segments is read by a group; only a changelog is read by
+        // partition, from its start.
+        if from != From::Start {
+            return None;
+        }
+        Some(Box::pin(async move {
+            Ok(Box::new(PartitionReader::<T> {
+                topic: self.topic.clone(),
+                partition,
+                cursor: String::new(),
+                codec: self.codec,
+                _values: PhantomData,
+            }) as Box<dyn LogReader<T>>)
+        }))
+    }
+
     fn fail(&self) {
         if let Some(bound) = &self.bound {
             bound.close();
         }
+    }
+}
+
+/// Reads one partition of a remote topic outside any group, through
+/// [`RemoteBackend::read_partition`](super::RemoteBackend::read_partition).
+struct PartitionReader<T> {
+    topic: ByteTopic,
+    partition: u32,
+    /// Where the next read starts.
+    cursor: String,
+    codec: Codec,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T: Deliver> LogReader<T> for PartitionReader<T> {
+    fn read<'a>(
+        &'a mut self,
+        max: usize,
+        _wait: Wait,
+        batch: &'a mut Batch<T>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let (deliveries, cursor) = self
+                .topic
+                .backend
+                .read_partition(&self.topic.name, self.partition, &self.cursor, max)
+                .await?;
+            self.cursor = cursor;
+            for delivery in deliveries {
+                decode_into(self.codec, delivery, batch);
+            }
+            Ok(())
+        })
+    }
+
+    fn commit<'a>(
+        &'a mut self,
+        _positions: &'a [Position],
+    ) -> BoxFuture<'a, Result<Vec<u32>, BackendError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn again(&self, record: &RecordMeta, payloads: &[Vec<u8>]) -> Option<T> {
+        self.codec
+            .decode(payloads.get(record.payload as usize)?)
+            .ok()
+    }
+
+    fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Decodes `delivery` into `batch`: a record, or a payload that did not decode.
+fn decode_into<T: Deliver>(codec: Codec, delivery: Delivery, batch: &mut Batch<T>) {
+    let mut meta = RecordMeta {
+        position: Position {
+            partition: delivery.partition,
+            offset: delivery.offset,
+        },
+        timestamp_nanos: delivery.timestamp_nanos,
+        payload: 0,
+    };
+    match codec.decode::<T>(&delivery.payload) {
+        Ok(value) => {
+            meta.payload = batch.payloads.len() as u32;
+            batch.payloads.push(delivery.payload);
+            batch.ids.push(delivery.id);
+            batch.records.push(Entry { value, meta });
+        }
+        Err(error) => batch.undecodable.push((
+            meta,
+            Undecodable {
+                error,
+                payload: delivery.payload,
+                id: delivery.id,
+            },
+        )),
     }
 }
 
@@ -200,31 +295,7 @@ impl<T: Deliver> CodecReader<T> {
             let Some(delivery) = self.ready.pop_front() else {
                 break;
             };
-            let position = Position {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            };
-            let mut meta = RecordMeta {
-                position,
-                timestamp_nanos: delivery.timestamp_nanos,
-                payload: 0,
-            };
-            match self.codec.decode::<T>(&delivery.payload) {
-                Ok(value) => {
-                    meta.payload = batch.payloads.len() as u32;
-                    batch.payloads.push(delivery.payload);
-                    batch.ids.push(delivery.id);
-                    batch.records.push(Entry { value, meta });
-                }
-                Err(error) => batch.undecodable.push((
-                    meta,
-                    Undecodable {
-                        error,
-                        payload: delivery.payload,
-                        id: delivery.id,
-                    },
-                )),
-            }
+            decode_into(self.codec, delivery, batch);
         }
     }
 }
@@ -275,6 +346,10 @@ impl<T: Deliver> LogReader<T> for CodecReader<T> {
 
     fn payload_codec(&self) -> Option<Codec> {
         Some(self.codec)
+    }
+
+    fn assignment(&self) -> Option<Vec<u32>> {
+        self.member.as_ref().and_then(|member| member.assignment())
     }
 
     fn leave(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {

@@ -65,6 +65,27 @@ pub trait RemoteBackend: Send + Sync + fmt::Debug {
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn RemoteProducer>, BackendError>>;
 
+    /// Reads `partition` of `topic` outside any group: up to `max` records after `cursor` (an
+    /// empty cursor: from the first record kept), waiting a little when there are none, and
+    /// the cursor to go on from. A task restoring keyed state reads its changelog this way.
+    /// Default: not supported.
+    fn read_partition<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        cursor: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<(Vec<Delivery>, String), BackendError>> {
+        let _ = (partition, cursor, max);
+        Box::pin(async move {
+            Err(BackendError::Topic {
+                backend: self.scheme(),
+                topic: topic.to_owned(),
+                message: "this backend cannot read a partition outside a group".to_owned(),
+            })
+        })
+    }
+
     /// Joins consumer group `group` of `topic` (`partitions` partitions) as a new member.
     /// A group that does not exist yet starts at the earliest record. `local_members` is how
     /// many members of this group the process joins, one after the other (a pipeline: one
@@ -122,6 +143,12 @@ pub trait RemoteMember: Send {
     /// input at its end). Default: never (a remote topic can always grow).
     fn ended(&self) -> bool {
         false
+    }
+
+    /// The partitions this member reads now, as far as it knows (`None` if it cannot tell):
+    /// a task restores the keyed state of a partition it gains.
+    fn assignment(&self) -> Option<Vec<u32>> {
+        None
     }
 }
 

@@ -63,7 +63,7 @@ impl Drop for KafkaMember {
     }
 }
 
-fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
+pub(super) fn delivery(message: &BorrowedMessage<'_>) -> Delivery {
     let millis = message.timestamp().to_millis().unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -356,5 +356,15 @@ impl RemoteMember for KafkaMember {
                 Err(_) => Ok(()),
             }
         })
+    }
+
+    fn assignment(&self) -> Option<Vec<u32>> {
+        let assigned = lock(&self.state.assignment).clone().unwrap_or_default();
+        Some(
+            assigned
+                .into_iter()
+                .filter_map(|p| u32::try_from(p).ok())
+                .collect(),
+        )
     }
 }

@@ -60,12 +60,15 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 
-use super::{BackendError, BackendUrl, BoxFuture, RemoteBackend, RemoteMember, RemoteProducer};
+use super::{
+    BackendError, BackendUrl, BoxFuture, Delivery, RemoteBackend, RemoteMember, RemoteProducer,
+};
 
 mod backlog;
 mod context;
 mod errors;
 mod member;
+mod partition_reader;
 mod producer;
 
 use backlog::Backlogs;
@@ -393,6 +396,30 @@ impl RemoteBackend for KafkaBackend {
                 Arc::clone(&self.backlogs),
             ));
             Ok(producer)
+        })
+    }
+
+    fn read_partition<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        cursor: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<(Vec<Delivery>, String), BackendError>> {
+        let mut config = self.consumer_config.clone();
+        // Assigned, never subscribed: no group membership, nothing committed.
+        config
+            .set("group.id", "dataflow-partition-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true");
+        let (topic, cursor, endpoint) =
+            (topic.to_owned(), cursor.to_owned(), self.endpoint.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                partition_reader::read(&config, &topic, partition, &cursor, max, &endpoint)
+            })
+            .await
+            .map_err(join_error)?
         })
     }
 

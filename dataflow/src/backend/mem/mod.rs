@@ -11,7 +11,7 @@ use broker::{
     Topic, TopicConfig, TryRecvError,
 };
 
-use super::log::{Batch, Entry, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Wait};
+use super::log::{Batch, Entry, From, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Wait};
 use super::store::{Backend, OnDisk, Open};
 use super::url::BackendUrl;
 use super::{BackendError, BoxFuture};
@@ -135,11 +135,15 @@ impl<T: Clone + Send + Sync + 'static> LogTopic<T> for EmbeddedTopic<T> {
         })
     }
 
-    fn partition_reader(&self, partition: u32) -> Option<Joining<'_, T>> {
+    fn partition_reader(&self, partition: u32, from: From) -> Option<Joining<'_, T>> {
+        let start = match from {
+            From::Start => Start::Earliest,
+            From::End => Start::Latest,
+        };
         Some(Box::pin(async move {
             let consumer = self
                 .topic
-                .partition_consumer(partition, Start::Latest)
+                .partition_consumer(partition, start)
                 .map_err(|e| BackendError::Server {
                     backend: "mem",
                     message: e.to_string(),
@@ -202,6 +206,9 @@ trait ReadRecords<T: 'static>: Send {
     /// Commits `position`; a partition the reader does not own is refused.
     fn commit(&self, position: broker::Position) -> Result<(), CommitError>;
 
+    /// The partitions it reads.
+    fn partitions(&self) -> Vec<u32>;
+
     /// Moves the position of `partition`, if the reader reads it (`Ok(false)` if not).
     fn seek(&mut self, partition: u32, next_offset: u64) -> Result<bool, broker::SeekError>;
 }
@@ -219,6 +226,10 @@ impl<T: Send + Sync + 'static> ReadRecords<T> for GroupMember<T> {
 
     fn commit(&self, position: broker::Position) -> Result<(), CommitError> {
         GroupMember::commit(self, position)
+    }
+
+    fn partitions(&self) -> Vec<u32> {
+        GroupMember::assignment(self)
     }
 
     fn seek(&mut self, partition: u32, next_offset: u64) -> Result<bool, broker::SeekError> {
@@ -243,6 +254,10 @@ impl<T: Send + Sync + 'static> ReadRecords<T> for Consumer<T> {
 
     fn commit(&self, _position: broker::Position) -> Result<(), CommitError> {
         Ok(())
+    }
+
+    fn partitions(&self) -> Vec<u32> {
+        Consumer::assignment(self)
     }
 
     fn seek(&mut self, partition: u32, next_offset: u64) -> Result<bool, broker::SeekError> {
@@ -339,6 +354,10 @@ where
     fn leave(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
         drop(self);
         Box::pin(async { Ok(()) })
+    }
+
+    fn assignment(&self) -> Option<Vec<u32>> {
+        Some(self.source.partitions())
     }
 
     fn seek<'a>(

@@ -423,7 +423,7 @@ fn assignment(live: &[String], partitions: u32) -> Vec<String> {
 }
 
 /// An entry of a reply: its id, and its payload (`None` for an entry deleted while pending).
-type Entry = (String, Option<Vec<u8>>);
+pub(super) type Entry = (String, Option<Vec<u8>>);
 
 /// The `(stream key, entries)` of an `XREADGROUP` reply (RESP2 or RESP3).
 fn streams(reply: Value) -> Vec<(String, Vec<Entry>)> {
@@ -469,7 +469,7 @@ fn streams(reply: Value) -> Vec<(String, Vec<Entry>)> {
 
 /// The `payload` field of an entry (an entry written by another tool with one field only:
 /// that field's value).
-fn payload(fields: Value) -> Option<Vec<u8>> {
+pub(super) fn payload(fields: Value) -> Option<Vec<u8>> {
     let fields: Vec<Value> = match fields {
         Value::Array(fields) => fields,
         Value::Map(map) => map.into_iter().flat_map(|(k, v)| [k, v]).collect(),
@@ -550,6 +550,10 @@ impl RemoteMember for RedisMember {
             }
             Ok(())
         })
+    }
+
+    fn assignment(&self) -> Option<Vec<u32>> {
+        Some(self.owned.keys().copied().collect())
     }
 }
 

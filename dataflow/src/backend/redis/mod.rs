@@ -39,7 +39,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
-use super::{BackendError, BackendUrl, BoxFuture, RemoteBackend, RemoteMember, RemoteProducer};
+use super::{
+    BackendError, BackendUrl, BoxFuture, Delivery, RemoteBackend, RemoteMember, RemoteProducer,
+};
 
 mod access;
 mod link;
@@ -115,6 +117,67 @@ fn topic_key(topic: &str) -> String {
 impl RemoteBackend for RedisBackend {
     fn scheme(&self) -> &'static str {
         BACKEND
+    }
+
+    fn read_partition<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        cursor: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<(Vec<Delivery>, String), BackendError>> {
+        Box::pin(async move {
+            let key = stream_key(topic, partition);
+            // `(id` is exclusive (Redis 6.2 and later).
+            let start = if cursor.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("({cursor}")
+            };
+            let reply: Value = {
+                let mut link = self.link.lock().await;
+                link.query(
+                    redis::cmd("XRANGE")
+                        .arg(&key)
+                        .arg(start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(max.max(1)),
+                )
+                .await?
+            };
+            let Value::Array(entries) = reply else {
+                return Ok((Vec::new(), cursor.to_owned()));
+            };
+            let mut out = Vec::new();
+            let mut next = cursor.to_owned();
+            for entry in entries {
+                let Value::Array(mut parts) = entry else {
+                    continue;
+                };
+                let (Some(fields), Some(id)) = (parts.pop(), parts.pop()) else {
+                    continue;
+                };
+                let Some(id) = bytes(id).and_then(|id| String::from_utf8(id).ok()) else {
+                    continue;
+                };
+                let parsed = position::EntryId::parse(&id);
+                let previous = out.last().map(|d: &Delivery| d.offset);
+                out.push(Delivery {
+                    partition,
+                    offset: parsed.map_or(0, |p| p.position_after(previous)),
+                    timestamp_nanos: parsed.map_or(0, position::EntryId::timestamp_nanos),
+                    payload: member::payload(fields).unwrap_or_default(),
+                    id: Some(id.clone()),
+                });
+                next = id;
+            }
+            if out.is_empty() {
+                // Nothing after the cursor yet: a short wait, as a poll would.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok((out, next))
+        })
     }
 
     fn ensure_topic<'a>(

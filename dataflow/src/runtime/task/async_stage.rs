@@ -32,6 +32,9 @@ impl<In: Clone> Task<In> {
         if !self.fill().await {
             return false;
         }
+        if self.waits() {
+            return true;
+        }
         {
             let metrics = Arc::clone(&self.metrics);
             self.undecodable_before(&mut lock(&metrics), None);

@@ -33,15 +33,18 @@ use crate::runtime::state::{KeyedState, Snapshot};
 use crate::stage::Exchange;
 
 mod async_stage;
+mod changelog;
 mod checkpoint;
 mod context;
 mod dead_letters;
 mod read;
 
+pub(crate) use changelog::{ChangelogRecord, ChangelogSetup};
 pub(crate) use checkpoint::CheckpointSetup;
 pub use context::Cx;
 pub(crate) use read::Mode;
 
+use changelog::Changelogs;
 use checkpoint::{Checkpoints, Stopped};
 use context::{Failure, Sampling};
 use dead_letters::{DeadInput, DeadLetters};
@@ -68,6 +71,8 @@ pub(crate) struct TaskSetup {
     pub(crate) checkpoint: Option<CheckpointSetup>,
     /// The node that reads the segment's input.
     pub(crate) input_node: Option<usize>,
+    /// The changelogs of the segment's keyed state, on a backend shared between processes.
+    pub(crate) changelogs: Option<ChangelogSetup>,
 }
 
 /// One task of a segment.
@@ -84,6 +89,11 @@ pub struct Task<In> {
     codec: Codec,
     /// Its part in checkpoints, in a pipeline that takes them.
     checkpoints: Option<Checkpoints>,
+    /// The changelogs its keyed state follows, on a backend shared between processes.
+    changelogs: Option<Changelogs>,
+    /// The batch in hand waits for the keyed state of a new assignment (restored at the next
+    /// commit), and is processed after it.
+    waiting: Waiting,
     /// The node that reads the segment's input: records that do not decode count there.
     input_node: Option<usize>,
     /// The last record processed in each partition, to commit (a task usually reads one
@@ -158,6 +168,8 @@ impl<In: Exchange> Task<In> {
             letters,
             codec: setup.codec,
             checkpoints,
+            changelogs: setup.changelogs.map(Changelogs::new),
+            waiting: Waiting::No,
             input_node: setup.input_node,
             processed: Vec::new(),
             error: None,
@@ -173,6 +185,16 @@ impl<In: Clone> Task<In> {
     /// Reads the next batch; `false` once the task must end (then nothing was read). Undecodable
     /// records become dead letters here.
     async fn fill(&mut self) -> bool {
+        match self.waiting {
+            // The state is back: now the batch in hand.
+            Waiting::Restored => {
+                self.waiting = Waiting::No;
+                return true;
+            }
+            // Not restored: the generated loop commits (restores) before the next read.
+            Waiting::ForState => return true,
+            Waiting::No => {}
+        }
         let Some(reader) = self.reader.as_deref_mut() else {
             return false;
         };
@@ -202,7 +224,17 @@ impl<In: Clone> Task<In> {
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.note(&self.batch.barriers);
         }
+        if let Some(changelogs) = &mut self.changelogs
+            && changelogs.note_assignment(reader.assignment())
+        {
+            self.waiting = Waiting::ForState;
+        }
         true
+    }
+
+    /// Whether the batch in hand waits for its keyed state (then the stages do not run yet).
+    fn waits(&self) -> bool {
+        self.waiting == Waiting::ForState
     }
 
     /// Turns the batch's payloads that did not decode into dead letters of the `decode` step,
@@ -240,6 +272,9 @@ impl<In: Clone> Task<In> {
         if !self.fill().await {
             return false;
         }
+        if self.waits() {
+            return true;
+        }
         let metrics = Arc::clone(&self.metrics);
         let mut metrics = lock(&metrics);
         let mut records = std::mem::take(&mut self.batch.records);
@@ -253,6 +288,15 @@ impl<In: Clone> Task<In> {
             }
             if !self.batch.undecodable.is_empty() {
                 self.undecodable_before(&mut metrics, Some(position));
+            }
+            // Its changes are in the restored state already (see `changelog.rs`).
+            if self
+                .changelogs
+                .as_ref()
+                .is_some_and(|c| !c.covered.is_empty() && c.covers(position))
+            {
+                last = Some(position);
+                continue;
             }
             let sampled = self.sampling.next();
             let mut cx = Cx {
@@ -376,6 +420,15 @@ impl<In: Clone> Task<In> {
         if stripped > 0 {
             lock(&self.metrics).dead_letters_stripped += stripped;
         }
+        if let Some(changelogs) = &mut self.changelogs {
+            if self.waiting == Waiting::ForState {
+                changelogs.restore(states).await?;
+                self.waiting = Waiting::Restored;
+                return Ok(());
+            }
+            // Commits follow outputs: the state's changelog is one.
+            changelogs.write(states, &self.processed).await?;
+        }
         let positions = match &mut self.checkpoints {
             None => std::mem::take(&mut self.processed),
             Some(checkpoints) => {
@@ -489,6 +542,16 @@ impl<In: Clone> Task<In> {
         }
         left.map_err(PipelineError::from)
     }
+}
+
+/// Whether the batch in hand waits for the keyed state of a new assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    No,
+    /// Read, not processed: the next commit restores the state.
+    ForState,
+    /// Restored: the next read hands the batch in hand out again.
+    Restored,
 }
 
 /// Keeps the highest position processed per partition.

@@ -4,6 +4,10 @@
 //!
 //! Run with: `cargo bench -p dataflow-benches --bench durable` (files under the system temp directory; about a
 //! minute). `DURABLE_RECORDS` sets the records per run (default 50 000).
+//!
+//! The last table kills a producer process with SIGKILL at random points (`DURABLE_KILLS`
+//! rounds per durability level, default 5), reopens its files and counts the acknowledged
+//! records that are gone: what each level's acknowledgement survives when the process dies.
 
 mod common;
 
@@ -87,7 +91,89 @@ fn append_run(durability: Durability, producers: u64, total: u64) -> Run {
     }
 }
 
+/// The child side of the SIGKILL rounds: appends until killed, writing each acknowledged
+/// offset (8 bytes, little-endian) to standard output as soon as `send_blocking` returns.
+fn kill_child(spec: &str) {
+    use std::io::Write;
+    let (dir, level) = spec.split_once('|').expect("DIR|LEVEL");
+    let durability = match level {
+        "never" => Durability::Never,
+        "always" => Durability::Always,
+        ms => Durability::Interval(Duration::from_millis(ms.parse().expect("interval in ms"))),
+    };
+    let broker = Broker::new();
+    let topic = broker
+        .durable_topic::<[u64; 4]>(
+            "kill",
+            TopicConfig::new(),
+            &Storage::dir(dir).durability(durability),
+        )
+        .unwrap();
+    let producer = topic.producer();
+    let mut out = std::io::stdout().lock();
+    for i in 0u64.. {
+        let at = producer.send_blocking([i, 0, 0, 0]).unwrap();
+        out.write_all(&at.offset.to_le_bytes()).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// SIGKILL rounds for one durability level: (acknowledged, lost, most lost in one round).
+fn kill_rounds(
+    level: &str,
+    rounds: u64,
+    acks: std::ops::Range<u64>,
+    seed: &mut u64,
+) -> (u64, u64, u64) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let (mut acked_total, mut lost_total, mut worst) = (0, 0, 0);
+    for round in 0..rounds {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let kill_after = acks.start + *seed % (acks.end - acks.start);
+        let dir = fresh_dir(&format!("kill-{level}-{round}"));
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("DURABLE_KILL_CHILD", format!("{}|{level}", dir.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut acked = 0u64;
+        let mut offset = [0u8; 8];
+        while acked < kill_after && stdout.read_exact(&mut offset).is_ok() {
+            acked = u64::from_le_bytes(offset) + 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let broker = Broker::new();
+        let topic = broker
+            .durable_topic::<[u64; 4]>("kill", TopicConfig::new(), &Storage::dir(&dir))
+            .unwrap();
+        let mut reader = topic.consumer(Start::Earliest).unwrap();
+        let mut kept = 0u64;
+        while let Ok(record) = reader.try_recv() {
+            if record.offset() < acked && record.value()[0] == record.offset() {
+                kept += 1;
+            }
+        }
+        drop((reader, topic, broker));
+        let _ = std::fs::remove_dir_all(&dir);
+        let lost = acked - kept.min(acked);
+        acked_total += acked;
+        lost_total += lost;
+        worst = worst.max(lost);
+    }
+    (acked_total, lost_total, worst)
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("DURABLE_KILL_CHILD") {
+        kill_child(&spec);
+        return;
+    }
     let total: u64 = env_or("DURABLE_RECORDS", 50_000);
     println!(
         "# File-backed appends: {total} records of 32 bytes per run, files in {:?}\n",
@@ -174,4 +260,24 @@ fn main() {
         replayed as f64 / started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&dir);
+    let rounds: u64 = env_or("DURABLE_KILLS", 5);
+    println!(
+        "\n# SIGKILL of a producer process, {rounds} rounds per level, killed after a random number of acknowledgements\n"
+    );
+    println!("| durability | acknowledged | lost | lost % | most lost in a round |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let levels: [(&str, &str, std::ops::Range<u64>); 3] = [
+        ("Never", "never", 20_000..200_000),
+        ("Interval(50 ms)", "50", 20_000..200_000),
+        // An fsync per append: fewer acknowledgements keep the rounds short.
+        ("Always", "always", 200..2_000),
+    ];
+    for (label, level, acks) in levels {
+        let (acked, lost, worst) = kill_rounds(level, rounds, acks, &mut seed);
+        println!(
+            "| {label} | {acked} | {lost} | {:.3} | {worst} |",
+            100.0 * lost as f64 / acked.max(1) as f64
+        );
+    }
 }

@@ -9,7 +9,8 @@ use crate::error::TopicError;
 use crate::name;
 use crate::storage::Storage;
 use crate::sync::Arc;
-use crate::topic::{Topic, TopicShared};
+use crate::topic::Topic;
+use crate::topic_state::TopicState;
 
 /// A topic of any value type, as the registry holds it.
 trait ErasedTopic: Send + Sync {
@@ -19,7 +20,7 @@ trait ErasedTopic: Send + Sync {
     fn close(&self);
 }
 
-impl<T: Send + Sync + 'static> ErasedTopic for Arc<TopicShared<T>> {
+impl<T: Send + Sync + 'static> ErasedTopic for Arc<TopicState<T>> {
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -33,7 +34,7 @@ impl<T: Send + Sync + 'static> ErasedTopic for Arc<TopicShared<T>> {
     }
 
     fn close(&self) {
-        TopicShared::close(self);
+        TopicState::close(self);
     }
 }
 
@@ -117,7 +118,7 @@ impl Broker {
             name: name.to_owned(),
             reason,
         })?;
-        let shared = Arc::new(TopicShared::<T>::open_durable(name, config, storage)?);
+        let shared = Arc::new(TopicState::<T>::open_durable(name, config, storage)?);
         registry
             .topics
             .insert(name.to_owned(), Box::new(Arc::clone(&shared)));
@@ -152,7 +153,7 @@ impl Broker {
             return Err(TopicError::BrokerClosed);
         }
         if let Some(existing) = registry.topics.get(name) {
-            let Some(shared) = existing.as_any().downcast_ref::<Arc<TopicShared<T>>>() else {
+            let Some(shared) = existing.as_any().downcast_ref::<Arc<TopicState<T>>>() else {
                 return Err(TopicError::TypeMismatch {
                     name: name.to_owned(),
                     existing: existing.type_name(),
@@ -181,7 +182,7 @@ impl Broker {
             name: name.to_owned(),
             reason,
         })?;
-        let shared = Arc::new(TopicShared::<T>::new(name, config));
+        let shared = Arc::new(TopicState::<T>::new(name, config));
         registry
             .topics
             .insert(name.to_owned(), Box::new(Arc::clone(&shared)));

@@ -44,13 +44,13 @@ impl<T> Consumer<T> {
     /// Cancel-safe: dropping the future before it completes loses no record.
     pub async fn recv(&mut self) -> Result<Record<'_, T>, RecvError> {
         let step = poll_fn(|cx| poll_step(&mut self.set, cx)).await;
-        self.finish(step).map_err(expect_recv_error)
+        self.finish(step).map_err(TryRecvError::into_waiting)
     }
 
     /// Blocks the thread until the next record.
     pub fn recv_blocking(&mut self) -> Result<Record<'_, T>, RecvError> {
         let step = block_step(&mut self.set, None).expect("no deadline");
-        self.finish(step).map_err(expect_recv_error)
+        self.finish(step).map_err(TryRecvError::into_waiting)
     }
 
     /// Blocks the thread until the next record or until `timeout` passes.
@@ -59,7 +59,7 @@ impl<T> Consumer<T> {
             None => Err(RecvTimeoutError::Timeout),
             Some(step) => self
                 .finish(step)
-                .map_err(|e| RecvTimeoutError::Recv(expect_recv_error(e))),
+                .map_err(|e| RecvTimeoutError::Recv(e.into_waiting())),
         }
     }
 
@@ -137,14 +137,5 @@ impl<T> std::fmt::Debug for Consumer<T> {
         f.debug_struct("Consumer")
             .field("assignment", &self.assignment())
             .finish_non_exhaustive()
-    }
-}
-
-/// A waiting receive never ends `Empty`.
-pub(crate) fn expect_recv_error(err: TryRecvError) -> RecvError {
-    match err {
-        TryRecvError::Lagged { partition, skipped } => RecvError::Lagged { partition, skipped },
-        TryRecvError::Closed => RecvError::Closed,
-        TryRecvError::Empty => unreachable!("a waiting receive does not return empty"),
     }
 }

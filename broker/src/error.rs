@@ -244,6 +244,17 @@ pub enum TryRecvError {
     Closed,
 }
 
+impl TryRecvError {
+    /// The same error from a receive that waits (which never ends `Empty`).
+    pub(crate) fn into_waiting(self) -> RecvError {
+        match self {
+            Self::Lagged { partition, skipped } => RecvError::Lagged { partition, skipped },
+            Self::Closed => RecvError::Closed,
+            Self::Empty => unreachable!("a waiting receive does not return empty"),
+        }
+    }
+}
+
 impl From<RecvError> for TryRecvError {
     fn from(err: RecvError) -> Self {
         match err {

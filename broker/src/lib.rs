@@ -115,6 +115,7 @@ mod cursor;
 mod durable;
 mod error;
 mod group;
+mod group_state;
 mod name;
 mod notify;
 mod partition;
@@ -124,6 +125,7 @@ mod record;
 pub mod storage;
 mod sync;
 mod topic;
+mod topic_state;
 mod wait;
 
 pub use crate::broker::Broker;

@@ -144,8 +144,6 @@ pub(crate) struct Partition<T> {
     /// `Overflow::Block` only: the next offset each tracked reader or group will read. Lock
     /// order: `blocks` before `tracked`.
     tracked: Mutex<Vec<(u64, SharedPosition)>>,
-    /// File-backed partitions: every append goes through the journal first.
-    pub(crate) journal: Option<std::sync::Arc<crate::durable::Journal<T>>>,
 }
 
 // SAFETY: the raw `tail_block` pointer points into a block owned by `blocks` (an
@@ -181,7 +179,6 @@ impl<T> Partition<T> {
             data: Notifier::new(),
             space: Notifier::new(),
             tracked: Mutex::new(Vec::new()),
-            journal: None,
         }
     }
 

@@ -5,14 +5,14 @@ use std::task::Poll;
 
 use crate::block::Entry;
 use crate::clock::now_nanos;
-use crate::durable::JournalFailure;
+use crate::durable::{Journal, JournalFailure};
 use crate::error::{SendError, TrySendError};
 use crate::notify::Wake;
 use crate::partition::{ClaimError, Partition};
 use crate::partitioner::partition_for_key;
 use crate::record::Position;
 use crate::sync::{Arc, AtomicUsize, Ordering, next_id, thread};
-use crate::topic::TopicShared;
+use crate::topic_state::TopicState;
 
 /// Appends records to a topic. Cheap to clone; `Send + Sync`, so one producer can be shared
 /// by many tasks, or each task can have its own clone.
@@ -22,7 +22,7 @@ use crate::topic::TopicShared;
 /// partition is full; [`try_send`](Self::try_send) returns [`TrySendError::Full`] instead.
 /// Every error gives the value back.
 pub struct Producer<T> {
-    topic: Arc<TopicShared<T>>,
+    topic: Arc<TopicState<T>>,
     /// Round-robin counter for unkeyed sends; each handle has its own.
     next: AtomicUsize,
 }
@@ -123,13 +123,20 @@ enum Attempt<T> {
     Failed(SendError<T>),
 }
 
-/// Appends one entry now (through the journal of a file-backed partition).
-fn attempt<T>(part: &Partition<T>, mut entry: Entry<T>) -> Attempt<T> {
+/// Where a send goes: a partition, and the journal in front of it if the topic is file-backed.
+struct Target<'a, T> {
+    part: &'a Partition<T>,
+    journal: Option<&'a Journal<T>>,
+}
+
+/// Appends one entry now (through the journal in front of a file-backed partition).
+fn attempt<T>(target: &Target<'_, T>, mut entry: Entry<T>) -> Attempt<T> {
+    let Target { part, journal } = *target;
     let position = |offset| Position {
         partition: part.index,
         offset,
     };
-    if let Some(journal) = &part.journal {
+    if let Some(journal) = journal {
         return match journal.append(part, entry) {
             Ok(offset) => Attempt::Done(position(offset)),
             Err(JournalFailure::Refused(ClaimError::Full, e)) => Attempt::Full(e),
@@ -161,17 +168,18 @@ fn attempt<T>(part: &Partition<T>, mut entry: Entry<T>) -> Attempt<T> {
 }
 
 impl<T> Producer<T> {
-    pub(crate) fn new(topic: Arc<TopicShared<T>>) -> Self {
+    pub(crate) fn new(topic: Arc<TopicState<T>>) -> Self {
         // Different handles start on different partitions.
         let next = AtomicUsize::new(next_id() as usize);
         Self { topic, next }
     }
 
+    /// The partition (and its journal, if file-backed) a send goes to, and its entry.
     fn partition(
         &self,
         route: Route<'_>,
         value: T,
-    ) -> Result<(&Partition<T>, Entry<T>), SendError<T>> {
+    ) -> Result<(Target<'_, T>, Entry<T>), SendError<T>> {
         let partitions = self.topic.partitions.len() as u32;
         let (index, key) = match route {
             Route::RoundRobin if partitions == 1 => (0, None),
@@ -195,15 +203,20 @@ impl<T> Producer<T> {
             key,
             value,
         };
-        Ok((&self.topic.partitions[index as usize], entry))
+        let target = Target {
+            part: &self.topic.partitions[index as usize],
+            journal: self.topic.journal(index),
+        };
+        Ok((target, entry))
     }
 
     async fn send_route(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
-        let (part, entry) = self.partition(route, value)?;
+        let (target, entry) = self.partition(route, value)?;
+        let part = target.part;
         let mut entry = Some(entry);
         let mut waiter = None;
         let result = poll_fn(|cx| {
-            let pending = match attempt(part, entry.take().expect("polled after completion")) {
+            let pending = match attempt(&target, entry.take().expect("polled after completion")) {
                 Attempt::Done(pos) => return Poll::Ready(Ok(pos)),
                 Attempt::Failed(err) => return Poll::Ready(Err(err)),
                 Attempt::Full(e) => e,
@@ -211,7 +224,7 @@ impl<T> Producer<T> {
             let id = *waiter.get_or_insert_with(next_id);
             part.space
                 .register_fenced(id, &Wake::Task(cx.waker().clone()));
-            match attempt(part, pending) {
+            match attempt(&target, pending) {
                 Attempt::Done(pos) => Poll::Ready(Ok(pos)),
                 Attempt::Failed(err) => Poll::Ready(Err(err)),
                 Attempt::Full(e) => {
@@ -228,10 +241,11 @@ impl<T> Producer<T> {
     }
 
     fn send_route_blocking(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
-        let (part, mut entry) = self.partition(route, value)?;
+        let (target, mut entry) = self.partition(route, value)?;
+        let part = target.part;
         let mut waiter = None;
         let result = loop {
-            entry = match attempt(part, entry) {
+            entry = match attempt(&target, entry) {
                 Attempt::Done(pos) => break Ok(pos),
                 Attempt::Failed(err) => break Err(err),
                 Attempt::Full(e) => e,
@@ -239,7 +253,7 @@ impl<T> Producer<T> {
             let id = *waiter.get_or_insert_with(next_id);
             part.space
                 .register_fenced(id, &Wake::Thread(thread::current()));
-            entry = match attempt(part, entry) {
+            entry = match attempt(&target, entry) {
                 Attempt::Done(pos) => break Ok(pos),
                 Attempt::Failed(err) => break Err(err),
                 Attempt::Full(e) => e,
@@ -253,8 +267,8 @@ impl<T> Producer<T> {
     }
 
     fn try_send_route(&self, route: Route<'_>, value: T) -> Result<Position, TrySendError<T>> {
-        let (part, entry) = self.partition(route, value)?;
-        match attempt(part, entry) {
+        let (target, entry) = self.partition(route, value)?;
+        match attempt(&target, entry) {
             Attempt::Done(pos) => Ok(pos),
             Attempt::Full(e) => Err(TrySendError::Full(e.value)),
             Attempt::Failed(err) => Err(TrySendError::Send(err)),
@@ -372,7 +386,7 @@ impl<T> Producer<T> {
         I::IntoIter: ExactSizeIterator,
     {
         let (part, mut values) = self.batch_partition(partition, values.into_iter())?;
-        if part.journal.is_some() {
+        if self.topic.journal(partition).is_some() {
             return self.send_each(partition, values).await;
         }
         let mut last = None;
@@ -416,7 +430,7 @@ impl<T> Producer<T> {
         I::IntoIter: ExactSizeIterator,
     {
         let (part, mut values) = self.batch_partition(partition, values.into_iter())?;
-        if part.journal.is_some() {
+        if self.topic.journal(partition).is_some() {
             return self.send_each_blocking(partition, values);
         }
         let mut last = None;

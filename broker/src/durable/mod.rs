@@ -1,0 +1,18 @@
+//! File-backed topics: what stands between the in-memory partitions and the segment files.
+//!
+//! The in-memory log ([`crate::partition`]) knows nothing about files. A file-backed topic puts
+//! a [`Journal`] in front of each partition: an append goes to the partition's segment files
+//! first, then to the in-memory log that serves every read. On open, the files are recovered
+//! and replayed into memory, so readers and groups see the same log as before the restart.
+//! Groups' committed offsets go to a [`GroupStore`].
+//!
+//! std's primitives even under loom: file I/O is not part of any loom model, and the threads
+//! here are plain threads.
+
+mod flusher;
+mod group_store;
+mod journal;
+
+pub(crate) use flusher::Flusher;
+pub(crate) use group_store::GroupStore;
+pub(crate) use journal::{Journal, JournalFailure};

@@ -322,8 +322,9 @@ pub enum CommitError {
         /// How many partitions the topic has.
         partitions: u32,
     },
-    /// The member does not own this partition in the group's current generation: a rebalance
-    /// gave it to another member, which resumes from the last successful commit.
+    /// The member does not own this partition, or lost it (to a rebalance) since it read what
+    /// it commits, even if it got it back since: the partition's next owner resumed from the
+    /// last successful commit, and this member resumes from the group's committed offset.
     #[error("partition {partition} is not owned by this member in generation {generation}")]
     NotOwner {
         /// Partition.

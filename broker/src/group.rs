@@ -4,9 +4,14 @@
 //! Kafka's group protocol in miniature: every join or leave increases the group's
 //! *generation* and recomputes the assignment (balanced, and sticky: a partition stays with its
 //! owner when the balance allows). A member notices a new generation on its next receive,
-//! drops the partitions it lost and starts the ones it gained at their committed offset. A
-//! commit is accepted only from the partition's owner in the current generation, so a member
-//! that lost a partition cannot move its committed offset any more.
+//! drops the partitions it lost and starts the ones it gained at their committed offset.
+//!
+//! Commits are fenced by *tenure*: a member's ownership of a partition, from the generation
+//! that gave it the partition for as long as it keeps it. A commit is accepted only under the
+//! tenure its records were read in, so a member that lost a partition cannot move its
+//! committed offset any more, not even after it gets the partition back (it then resumes
+//! from the group's committed offset, under a new tenure). A rebalance that leaves a
+//! partition with its owner does not end the tenure: commits go on being accepted.
 
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
@@ -69,6 +74,7 @@ impl<T> Group<T> {
             },
             generation: 0,
             set: CursorSet::new(Vec::new()),
+            tenures: Vec::new(),
         }
     }
 
@@ -102,14 +108,26 @@ impl<T> Group<T> {
             .collect()
     }
 
-    fn commit_offset(&self, member: u64, partition: u32, offset: u64) -> Result<(), CommitError> {
+    fn commit_offset(
+        &self,
+        member: u64,
+        tenure: Option<u64>,
+        partition: u32,
+        offset: u64,
+    ) -> Result<(), CommitError> {
         let Some(part) = self.topic.partitions.get(partition as usize) else {
             return Err(CommitError::NoSuchPartition {
                 partition,
                 partitions: self.topic.partitions.len() as u32,
             });
         };
-        self.shared.commit(member, part, offset)
+        let Some(tenure) = tenure else {
+            return Err(CommitError::NotOwner {
+                partition,
+                generation: self.generation(),
+            });
+        };
+        self.shared.commit(member, tenure, part, offset)
     }
 }
 
@@ -129,6 +147,8 @@ pub struct GroupMember<T> {
     /// The generation `set` was built for.
     generation: u64,
     set: CursorSet<T>,
+    /// The tenure (see the module docs) under which each cursor of `set` reads.
+    tenures: Vec<u64>,
 }
 
 impl<T> std::fmt::Debug for GroupMember<T> {
@@ -167,20 +187,31 @@ impl<T> GroupMember<T> {
         }
         self.set.unregister(Some(&shared.rebalance));
         let inner = lock(&shared.inner);
-        let mut kept: Vec<Cursor<T>> = std::mem::take(&mut self.set.cursors);
-        kept.retain(|c| inner.owners[c.partition() as usize] == Some(self.core.id));
+        let me = Some(self.core.id);
+        // A cursor goes on only under the same tenure; a partition lost and regained since
+        // resumes from the committed offset, not from where this member had read to.
+        let mut kept: Vec<(Cursor<T>, u64)> = std::mem::take(&mut self.set.cursors)
+            .into_iter()
+            .zip(std::mem::take(&mut self.tenures))
+            .filter(|(c, tenure)| {
+                let p = c.partition() as usize;
+                inner.owners[p] == me && inner.tenure[p] == *tenure
+            })
+            .collect();
         for (partition, owner) in inner.owners.iter().enumerate() {
-            if *owner == Some(self.core.id)
-                && !kept.iter().any(|c| c.partition() as usize == partition)
+            if *owner == me
+                && !kept
+                    .iter()
+                    .any(|(c, _)| c.partition() as usize == partition)
             {
                 let part = Arc::clone(&self.core.group.topic.partitions[partition]);
-                // Acquire: pairs with the Release in `commit_offset`.
+                // Acquire: pairs with the Release in `GroupState::commit`.
                 let offset = shared.committed[partition].load(Ordering::Acquire);
-                kept.push(Cursor::untracked_at(part, offset));
+                kept.push((Cursor::untracked_at(part, offset), inner.tenure[partition]));
             }
         }
-        kept.sort_by_key(|c| c.partition());
-        self.set.cursors = kept;
+        kept.sort_by_key(|(c, _)| c.partition());
+        (self.set.cursors, self.tenures) = kept.into_iter().unzip();
         self.generation = inner.generation;
     }
 
@@ -226,6 +257,7 @@ impl<T> GroupMember<T> {
                 Ok(GroupRecord {
                     record: Record::new(entry, cursor.partition(), offset),
                     member: &self.core,
+                    tenure: self.tenures[i],
                 })
             }
             SetStep::Empty => Err(TryRecvError::Empty),
@@ -237,17 +269,26 @@ impl<T> GroupMember<T> {
     }
 
     /// Commits everything up to and including the record at `position`: the group resumes
-    /// after it. Refused if this member does not own the partition in the current generation.
+    /// after it. Refused with [`CommitError::NotOwner`] unless this member owns the partition
+    /// and has owned it since its last receive adopted the assignment (see the module docs:
+    /// a member that lost the partition in between, even if it got it back, cannot commit
+    /// what it read before).
     pub fn commit(&self, position: Position) -> Result<(), CommitError> {
         self.commit_offset(position.partition, position.offset + 1)
     }
 
     /// Commits `next_offset` as the next offset the group reads in `partition` (Kafka's
-    /// meaning of a committed offset).
+    /// meaning of a committed offset). Refused as [`commit`](Self::commit) is.
     pub fn commit_offset(&self, partition: u32, next_offset: u64) -> Result<(), CommitError> {
+        let tenure = self
+            .set
+            .cursors
+            .iter()
+            .position(|c| c.partition() == partition)
+            .map(|i| self.tenures[i]);
         self.core
             .group
-            .commit_offset(self.core.id, partition, next_offset)
+            .commit_offset(self.core.id, tenure, partition, next_offset)
     }
 
     /// Moves this member's reading position in an owned partition (the committed offset does
@@ -326,15 +367,22 @@ impl<T> Drop for GroupMember<T> {
 pub struct GroupRecord<'a, T> {
     record: Record<'a, T>,
     member: &'a MemberCore<T>,
+    /// The tenure it was read under.
+    tenure: u64,
 }
 
 impl<'a, T> GroupRecord<'a, T> {
-    /// Commits everything up to and including this record.
+    /// Commits everything up to and including this record. Refused with
+    /// [`CommitError::NotOwner`] if its member lost the partition since it read the record
+    /// (even if it got it back).
     pub fn commit(&self) -> Result<(), CommitError> {
         let position = self.record.position();
-        self.member
-            .group
-            .commit_offset(self.member.id, position.partition, position.offset + 1)
+        self.member.group.commit_offset(
+            self.member.id,
+            Some(self.tenure),
+            position.partition,
+            position.offset + 1,
+        )
     }
 
     /// The record, without the ability to commit.

@@ -14,6 +14,12 @@ pub(crate) struct GroupInner {
     pub(crate) members: Vec<u64>,
     /// Owner of each partition in this generation.
     pub(crate) owners: Vec<Option<u64>>,
+    /// Per partition, the generation in which its owner's tenure began: the owner got it
+    /// then and has kept it through every rebalance since. A member that loses a partition
+    /// and gets it back starts a new tenure, so a commit made under the old one (read before
+    /// the loss) is refused: it could move the offset below what another owner committed
+    /// meanwhile.
+    pub(crate) tenure: Vec<u64>,
 }
 
 /// Stores a group's committed offsets durably (file-backed topics).
@@ -73,6 +79,7 @@ impl GroupState {
                 generation: 0,
                 members: Vec::new(),
                 owners: vec![None; partitions.len()],
+                tenure: vec![0; partitions.len()],
             }),
             generation: AtomicU64::new(0),
             committed,
@@ -86,28 +93,40 @@ impl GroupState {
             let mut inner = lock(&self.inner);
             change(&mut inner.members);
             let GroupInner {
-                members, owners, ..
+                members,
+                owners,
+                tenure,
+                generation,
             } = &mut *inner;
+            let before = owners.clone();
             assign(owners, members);
-            inner.generation += 1;
+            *generation += 1;
+            for (p, owner) in owners.iter().enumerate() {
+                if *owner != before[p] {
+                    tenure[p] = *generation;
+                }
+            }
             // Release: pairs with the Acquire in `GroupMember::sync`.
             self.generation.store(inner.generation, Ordering::Release);
         }
         self.rebalance.notify_all_fenced();
     }
 
-    /// Commits `offset` as the next offset to read in partition `index` (`part`), for
-    /// `member`. Refused unless `member` owns the partition in the current generation.
+    /// Commits `offset` as the next offset to read in `part`, for `member`, which read it
+    /// under the tenure that began in generation `tenure`. Refused unless that tenure is
+    /// still the current one: `member` owns the partition now and has owned it since.
     pub(crate) fn commit<T>(
         &self,
         member: u64,
+        tenure: u64,
         part: &Partition<T>,
         offset: u64,
     ) -> Result<(), CommitError> {
         let partition = part.index;
         {
             let inner = lock(&self.inner);
-            if inner.owners[partition as usize] != Some(member) {
+            let p = partition as usize;
+            if inner.owners[p] != Some(member) || inner.tenure[p] != tenure {
                 return Err(CommitError::NotOwner {
                     partition,
                     generation: inner.generation,

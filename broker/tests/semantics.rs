@@ -495,6 +495,86 @@ fn a_member_that_lost_a_partition_cannot_commit_it() {
     ));
 }
 
+/// Issue 11, item 1 (R23): a member loses a partition to a rebalance and gets it back
+/// without receiving in between. What it read before the loss can no longer be committed (it
+/// would move the group's offset below what the other owner committed meanwhile), and it
+/// resumes from the group's committed offset, not from where it had read to.
+#[test]
+fn a_member_that_lost_and_regained_a_partition_cannot_commit_what_it_read_before() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..20 {
+        p.send_to_blocking(1, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    for expected in 0..5 {
+        assert_eq!(a.recv_blocking().unwrap().offset(), expected);
+    }
+    // Read under A's first tenure of partition 1, kept until after the rebalances.
+    let stale = a.recv_blocking().unwrap();
+    assert_eq!(
+        stale.position(),
+        Position {
+            partition: 1,
+            offset: 5
+        }
+    );
+    let mut b = g.join(); // partition 1 goes to B
+    for expected in 0..9 {
+        let record = b.recv_blocking().unwrap();
+        assert_eq!(
+            record.position(),
+            Position {
+                partition: 1,
+                offset: expected
+            }
+        );
+        record.commit().unwrap();
+    }
+    drop(b); // partition 1 comes back to A
+    assert_eq!(g.committed(1), Some(9));
+    assert!(matches!(
+        stale.commit(),
+        Err(CommitError::NotOwner { partition: 1, .. })
+    ));
+    assert!(matches!(
+        a.commit_offset(1, 6),
+        Err(CommitError::NotOwner { partition: 1, .. })
+    ));
+    assert_eq!(
+        g.committed(1),
+        Some(9),
+        "a stale commit never moves the offset back"
+    );
+    let resumed = a.recv_blocking().unwrap();
+    assert_eq!(
+        resumed.position(),
+        Position {
+            partition: 1,
+            offset: 9
+        },
+        "a regained partition resumes from the committed offset"
+    );
+    resumed.commit().unwrap();
+    assert_eq!(g.committed(1), Some(10));
+}
+
+/// A rebalance that leaves a partition with its owner does not fence its commits.
+#[test]
+fn a_rebalance_that_keeps_a_partition_with_its_owner_lets_it_commit() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    t.producer().send_to_blocking(0, 7).unwrap();
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let record = a.recv_blocking().unwrap();
+    assert_eq!(record.partition(), 0);
+    let b = g.join(); // A keeps partition 0 (sticky), B gets partition 1
+    record.commit().unwrap();
+    assert_eq!(g.committed(0), Some(1));
+    drop(b);
+}
+
 #[test]
 fn group_lag_and_positions_are_reported() {
     let t = topic::<u32>(TopicConfig::new().partitions(2));

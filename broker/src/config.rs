@@ -10,9 +10,12 @@ pub enum Overflow {
     /// `capacity` records behind. Nothing is ever dropped while such a reader exists. A reader's
     /// progress is published every 32 records (or a quarter of a small capacity) and whenever
     /// it waits for more, so a producer may wait for a reader that has just read a few records
-    /// more than it shows. With
-    /// no reader and no group at all, nobody can lose anything, and the oldest records are
-    /// dropped as with [`Overflow::DropOldest`].
+    /// more than it shows. With no reader and no group at all, nobody can lose anything, and
+    /// producers do not wait.
+    ///
+    /// Either way the partition is a log, not a queue: the newest `capacity` records stay
+    /// replayable (a new reader from [`Start::Earliest`] or a seek finds them) even once every
+    /// reader has read them; older ones are removed as with [`Overflow::DropOldest`].
     #[default]
     Block,
     /// The oldest records are removed; a reader that had not read them gets

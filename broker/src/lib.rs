@@ -81,7 +81,8 @@
 //!
 //! * unbounded (the default): everything is kept, for replay;
 //! * [`Overflow::Block`] with a capacity: a producer waits while the slowest independent
-//!   reader or group (by its committed offset) is `capacity` records behind. Nothing is lost;
+//!   reader or group (by its committed offset) is `capacity` records behind. Nothing is lost,
+//!   and the newest `capacity` records stay replayable even once everyone has read them;
 //! * [`Overflow::DropOldest`] with a capacity: old records go, and a reader that had not read
 //!   them gets [`RecvError::Lagged`] with the exact number skipped, then continues from the
 //!   oldest record kept;

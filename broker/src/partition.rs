@@ -350,8 +350,10 @@ impl<T> Partition<T> {
                     // Acquire: pairs with the reader's Release of its position.
                     .map(|(_, pos)| pos.load(Ordering::Acquire))
                     .min();
-                // With nobody tracked, nobody can lose records: keep `capacity`.
-                Some(slowest.unwrap_or_else(|| end.saturating_sub(capacity)))
+                // A bounded log keeps its newest `capacity` records replayable, whoever read
+                // them; and never drops what the slowest tracked reader has not read.
+                let newest = end.saturating_sub(capacity);
+                Some(slowest.map_or(newest, |slowest| slowest.min(newest)))
             }
             (None, _) => None,
         };

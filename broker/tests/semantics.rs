@@ -281,6 +281,41 @@ fn block_never_loses_and_makes_the_producer_wait() {
     producer.join().unwrap();
 }
 
+/// Issue 11, item 2: `Block` bounds a log, not a queue: records every reader has passed stay
+/// replayable up to the capacity.
+#[test]
+fn block_keeps_the_newest_capacity_records_replayable_after_every_reader_read_them() {
+    let t = topic::<u64>(TopicConfig::new().capacity(1_000_000, Overflow::Block));
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    for i in 0..5_200 {
+        p.send_blocking(i).unwrap();
+        assert_eq!(*r.recv_blocking().unwrap(), i);
+    }
+    assert_eq!(t.start_offsets(), vec![0]);
+    let mut late = t.consumer(Start::Earliest).unwrap();
+    assert_eq!(late.try_recv().unwrap().offset(), 0, "no `Lagged`, from 0");
+    r.seek(Start::Offset(0)).unwrap();
+    assert_eq!(*r.try_recv().unwrap(), 0);
+
+    // A small capacity, many blocks: at least the newest `capacity` records stay.
+    let t = topic::<u64>(
+        TopicConfig::new()
+            .capacity(100, Overflow::Block)
+            .block_size(8),
+    );
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    for i in 0..1_000 {
+        p.send_blocking(i).unwrap();
+        assert_eq!(*r.recv_blocking().unwrap(), i);
+    }
+    let start = t.start_offsets()[0];
+    assert!(start <= 900 && start > 0, "kept from {start}");
+    let mut late = t.consumer(Start::Offset(900)).unwrap();
+    assert_eq!(*late.try_recv().unwrap(), 900);
+}
+
 #[test]
 fn block_waits_for_a_group_by_its_committed_offset() {
     let t = topic::<u64>(TopicConfig::new().capacity(4, Overflow::Block));

@@ -122,12 +122,14 @@ impl<T> Consumer<T> {
         self.set.cursors.iter().map(|c| c.partition()).collect()
     }
 
-    /// Records appended but not yet read by this reader, over all its partitions.
+    /// Records this reader can still read, over all its partitions: appended, not yet read,
+    /// and still kept (records removed by retention before it read them are not counted; its
+    /// next receive reports them as [`RecvError::Lagged`](crate::RecvError::Lagged)).
     pub fn lag(&self) -> u64 {
         self.set
             .cursors
             .iter()
-            .map(|c| c.part.end().saturating_sub(c.position()))
+            .map(|c| c.part.lag_from(c.position()))
             .sum()
     }
 }

@@ -98,13 +98,15 @@ impl<T> Group<T> {
             .map(|c| c.load(Ordering::Acquire))
     }
 
-    /// Records appended but not yet committed by the group, per partition.
+    /// Records appended, still kept, and not yet committed by the group, per partition
+    /// (records removed by retention before the group committed them are not counted).
     pub fn lag(&self) -> Vec<u64> {
         self.topic
             .partitions
             .iter()
             .zip(self.shared.committed.iter())
-            .map(|(part, committed)| part.end().saturating_sub(committed.load(Ordering::Acquire)))
+            // Acquire: pairs with the Release in `GroupState::commit`.
+            .map(|(part, committed)| part.lag_from(committed.load(Ordering::Acquire)))
             .collect()
     }
 
@@ -335,12 +337,15 @@ impl<T> GroupMember<T> {
             .map(|c| c.position())
     }
 
-    /// Records appended but not yet read by this member, over its partitions.
+    /// Records this member can still read, over its partitions (as [`Consumer::lag`]
+    /// counts them).
+    ///
+    /// [`Consumer::lag`]: crate::Consumer::lag
     pub fn lag(&self) -> u64 {
         self.set
             .cursors
             .iter()
-            .map(|c| c.part.end().saturating_sub(c.position()))
+            .map(|c| c.part.lag_from(c.position()))
             .sum()
     }
 

@@ -201,6 +201,13 @@ impl<T> Partition<T> {
         self.start.load(Ordering::Acquire)
     }
 
+    /// What a reader at `pos` can still read: the records from `pos` (or from the oldest kept,
+    /// if retention removed older ones) to the end.
+    pub(crate) fn lag_from(&self, pos: u64) -> u64 {
+        let start = self.start();
+        self.end().saturating_sub(pos.max(start))
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.tail.load(Ordering::Acquire) & CLOSED != 0
     }
@@ -255,6 +262,8 @@ impl<T> Partition<T> {
                 // ever grows, so no lap ended in between: `block` is this lap's block.
                 if index + count == bs {
                     self.install_next(offset + count);
+                } else if self.holds_a_block_too_many(offset + count) {
+                    self.enforce_retention_at(offset + count);
                 }
                 return Ok(Claim {
                     block,
@@ -333,9 +342,22 @@ impl<T> Partition<T> {
 
     /// Applies retention now (age retention otherwise runs only when a block fills).
     pub(crate) fn enforce_retention(&self) {
-        let end = self.end();
+        self.enforce_retention_at(self.end());
+    }
+
+    fn enforce_retention_at(&self, end: u64) {
         let mut blocks = lock(&self.blocks);
         self.retain(&mut blocks, end);
+    }
+
+    /// Whether a bounded partition whose end is `end` holds a whole block more than its
+    /// capacity, so that its oldest block can go now rather than when the next block is
+    /// installed: the bound then holds within one block, not two. One load of `start`, which
+    /// changes once per block.
+    fn holds_a_block_too_many(&self, end: u64) -> bool {
+        self.policy
+            .capacity
+            .is_some_and(|capacity| end - self.start() >= capacity + self.block_size as u64)
     }
 
     /// Drops complete blocks from the front while the policy says they are not needed.

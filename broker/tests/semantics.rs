@@ -261,6 +261,30 @@ fn drop_oldest_reports_exact_lag_then_continues_from_oldest_kept() {
     assert_eq!(oldest + received, 100);
 }
 
+/// Issue 11, item 3: a `DropOldest` partition holds its capacity within one block (an eighth
+/// of the capacity), not up to twice it, and lag counts only what can still be read.
+#[test]
+fn drop_oldest_holds_its_capacity_within_a_block_and_lag_counts_only_what_is_kept() {
+    for (capacity, block) in [(1_000u64, 64u64), (10, 4), (65_536, 1_024)] {
+        let t = topic::<u64>(TopicConfig::new().capacity(capacity, Overflow::DropOldest));
+        let r = t.consumer(Start::Earliest).unwrap();
+        let g = t.group("g").unwrap();
+        let p = t.producer();
+        for i in 0..100_000 {
+            p.send_blocking(i).unwrap();
+            let kept = t.end_offsets()[0] - t.start_offsets()[0];
+            assert!(kept < capacity + block, "capacity {capacity}: kept {kept}");
+        }
+        let kept = t.end_offsets()[0] - t.start_offsets()[0];
+        assert!(kept >= capacity, "capacity {capacity}: kept {kept}");
+        assert_eq!(r.lag(), kept, "a reader's lag is what it can still read");
+        assert_eq!(g.lag(), vec![kept], "a group's lag too");
+        let mut m = g.join();
+        m.refresh();
+        assert_eq!(m.lag(), kept);
+    }
+}
+
 #[test]
 fn block_never_loses_and_makes_the_producer_wait() {
     let t = topic::<u64>(TopicConfig::new().capacity(8, Overflow::Block));

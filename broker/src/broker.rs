@@ -17,7 +17,8 @@ trait ErasedTopic: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn type_name(&self) -> &'static str;
     fn partitions(&self) -> u32;
-    fn close(&self);
+    fn config(&self) -> &TopicConfig;
+    fn shut_down(&self);
 }
 
 impl<T: Send + Sync + 'static> ErasedTopic for Arc<TopicState<T>> {
@@ -33,8 +34,12 @@ impl<T: Send + Sync + 'static> ErasedTopic for Arc<TopicState<T>> {
         self.partitions.len() as u32
     }
 
-    fn close(&self) {
-        TopicState::close(self);
+    fn config(&self) -> &TopicConfig {
+        &self.config
+    }
+
+    fn shut_down(&self) {
+        TopicState::shut_down(self);
     }
 }
 
@@ -69,8 +74,10 @@ impl Broker {
 
     /// Creates topic `name` with `config`, or opens it if it exists.
     ///
-    /// Opening an existing topic checks the value type and the partition count against the
-    /// ones it was created with (a mismatch is an error); its other settings are kept.
+    /// Opening an existing topic checks the value type and every setting of `config` against
+    /// the ones it was created with: a mismatch is an error ([`TopicError::TypeMismatch`],
+    /// [`TopicError::PartitionMismatch`], [`TopicError::ConfigMismatch`]), never a topic with
+    /// other settings than asked for.
     /// Names are checked like Kafka's: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or
     /// `..`; names starting with `__` are reserved for [internal topics](Self::internal_topic).
     pub fn topic<T: Send + Sync + 'static>(
@@ -160,14 +167,22 @@ impl Broker {
                     requested: std::any::type_name::<T>(),
                 });
             };
-            if let Some(config) = &config
-                && config.partitions != existing.partitions()
-            {
-                return Err(TopicError::PartitionMismatch {
-                    name: name.to_owned(),
-                    existing: existing.partitions(),
-                    requested: config.partitions,
-                });
+            if let Some(config) = &config {
+                if config.partitions != existing.partitions() {
+                    return Err(TopicError::PartitionMismatch {
+                        name: name.to_owned(),
+                        existing: existing.partitions(),
+                        requested: config.partitions,
+                    });
+                }
+                if let Some((setting, existing, requested)) = existing.config().difference(config) {
+                    return Err(TopicError::ConfigMismatch {
+                        name: name.to_owned(),
+                        setting,
+                        existing,
+                        requested,
+                    });
+                }
             }
             return Ok(Topic {
                 shared: Arc::clone(shared),
@@ -197,13 +212,21 @@ impl Broker {
         names
     }
 
-    /// Closes every topic (see [`Topic::close`]); creating or opening topics fails from now
-    /// on with [`TopicError::BrokerClosed`].
+    /// Closes the broker: every topic is closed (see [`Topic::close`]: sends fail, readers
+    /// finish what was appended), and, unlike after [`Topic::close`], the broker's groups
+    /// stop too: opening a group fails with [`GroupError::BrokerClosed`], a member that joins
+    /// now is not counted and reads nothing (its receives return
+    /// [`RecvError::Closed`](crate::RecvError::Closed)), and commits fail with
+    /// [`CommitError::BrokerClosed`]. Creating or opening topics fails with
+    /// [`TopicError::BrokerClosed`].
+    ///
+    /// [`GroupError::BrokerClosed`]: crate::GroupError::BrokerClosed
+    /// [`CommitError::BrokerClosed`]: crate::CommitError::BrokerClosed
     pub fn close(&self) {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         registry.closed = true;
         for topic in registry.topics.values() {
-            topic.close();
+            topic.shut_down();
         }
     }
 }

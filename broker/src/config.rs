@@ -115,6 +115,45 @@ impl TopicConfig {
         }
     }
 
+    /// The first setting (other than the partition count) in which `requested` differs from
+    /// `self`: its name, its value here and its value there.
+    pub(crate) fn difference(
+        &self,
+        requested: &TopicConfig,
+    ) -> Option<(&'static str, String, String)> {
+        let bound = |c: &TopicConfig| c.capacity.map(|capacity| (capacity, c.overflow));
+        let differ = |setting, existing: String, requested: String| {
+            (existing != requested).then_some((setting, existing, requested))
+        };
+        let show = |value: Option<String>| value.unwrap_or_else(|| "none".to_owned());
+        differ(
+            "capacity",
+            show(bound(self).map(|(c, o)| format!("{c} ({o:?})"))),
+            show(bound(requested).map(|(c, o)| format!("{c} ({o:?})"))),
+        )
+        .or_else(|| {
+            differ(
+                "retain_bytes",
+                show(self.retain_bytes.map(|b| b.to_string())),
+                show(requested.retain_bytes.map(|b| b.to_string())),
+            )
+        })
+        .or_else(|| {
+            differ(
+                "retain_age",
+                show(self.retain_age.map(|a| format!("{a:?}"))),
+                show(requested.retain_age.map(|a| format!("{a:?}"))),
+            )
+        })
+        .or_else(|| {
+            differ(
+                "block_size",
+                self.effective_block_size().to_string(),
+                requested.effective_block_size().to_string(),
+            )
+        })
+    }
+
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         if self.partitions == 0 {
             return Err("a topic needs at least one partition");

@@ -66,6 +66,19 @@ pub enum TopicError {
         /// Partition count asked for now.
         requested: u32,
     },
+    /// The topic exists with another setting (capacity and overflow, byte or age retention,
+    /// block size) than the one asked for.
+    #[error("topic `{name}` has {setting} {existing}, not {requested}")]
+    ConfigMismatch {
+        /// Topic name.
+        name: String,
+        /// Which setting differs.
+        setting: &'static str,
+        /// Its value in the existing topic.
+        existing: String,
+        /// The value asked for now.
+        requested: String,
+    },
     /// The configuration cannot work.
     #[error("invalid configuration for topic `{name}`: {reason}")]
     InvalidConfig {
@@ -338,6 +351,10 @@ pub enum CommitError {
         /// What failed.
         message: String,
     },
+    /// The broker was closed ([`Broker::close`](crate::Broker::close)): its groups accept
+    /// no commit any more.
+    #[error("the broker is closed")]
+    BrokerClosed,
     /// The offset is past the end of the partition.
     #[error("offset {offset} is past the end of partition {partition} ({end})")]
     OffsetOutOfRange {
@@ -371,4 +388,7 @@ pub enum GroupError {
     /// A new group's start position does not exist in some partition.
     #[error("invalid start position for group: {0}")]
     Start(#[from] SeekError),
+    /// The broker was closed ([`Broker::close`](crate::Broker::close)).
+    #[error("the broker is closed")]
+    BrokerClosed,
 }

@@ -64,14 +64,18 @@ impl<T> Group<T> {
     /// Joins the group: the group rebalances, and the new member owns its share of the
     /// partitions, resuming each from the committed offset. Leaving is dropping the member
     /// (or [`GroupMember::leave`]).
+    ///
+    /// After [`Broker::close`](crate::Broker::close) the member is not counted and owns
+    /// nothing: its receives return [`RecvError::Closed`] at once.
     pub fn join(&self) -> GroupMember<T> {
         let id = next_id();
-        self.shared.change_members(|members| members.push(id));
+        let joined = self.shared.join(id);
         GroupMember {
             core: MemberCore {
                 group: self.clone(),
                 id,
             },
+            joined,
             generation: 0,
             set: CursorSet::new(Vec::new()),
             tenures: Vec::new(),
@@ -146,6 +150,8 @@ struct MemberCore<T> {
 /// at-least-once).
 pub struct GroupMember<T> {
     core: MemberCore<T>,
+    /// Whether it is a member (it joined before the broker closed, and has not left).
+    joined: bool,
     /// The generation `set` was built for.
     generation: u64,
     set: CursorSet<T>,
@@ -165,6 +171,9 @@ impl<T> std::fmt::Debug for GroupMember<T> {
 
 impl<T> Readable for GroupMember<T> {
     fn step(&mut self) -> SetStep {
+        if !self.joined {
+            return SetStep::Closed;
+        }
         self.sync();
         self.set.step()
     }
@@ -360,11 +369,9 @@ impl<T> GroupMember<T> {
 
 impl<T> Drop for GroupMember<T> {
     fn drop(&mut self) {
-        let id = self.core.id;
-        self.core
-            .group
-            .shared
-            .change_members(|members| members.retain(|&m| m != id));
+        if self.joined {
+            self.core.group.shared.leave(self.core.id);
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct GroupInner {
     /// the loss) is refused: it could move the offset below what another owner committed
     /// meanwhile.
     pub(crate) tenure: Vec<u64>,
+    /// The broker was closed: no member joins, no commit is accepted.
+    pub(crate) shut_down: bool,
 }
 
 /// Stores a group's committed offsets durably (file-backed topics).
@@ -80,6 +82,7 @@ impl GroupState {
                 members: Vec::new(),
                 owners: vec![None; partitions.len()],
                 tenure: vec![0; partitions.len()],
+                shut_down: false,
             }),
             generation: AtomicU64::new(0),
             committed,
@@ -88,15 +91,44 @@ impl GroupState {
         })
     }
 
-    pub(crate) fn change_members(&self, change: impl FnOnce(&mut Vec<u64>)) {
+    /// Adds member `id`, unless the broker was closed; returns whether it joined.
+    pub(crate) fn join(&self, id: u64) -> bool {
+        self.change_members(|inner| {
+            if inner.shut_down {
+                return false;
+            }
+            inner.members.push(id);
+            true
+        })
+    }
+
+    /// Removes member `id`.
+    pub(crate) fn leave(&self, id: u64) {
+        self.change_members(|inner| {
+            inner.members.retain(|&m| m != id);
+            true
+        });
+    }
+
+    /// Stops the group as its broker closes.
+    pub(crate) fn shut_down(&self) {
+        lock(&self.inner).shut_down = true;
+    }
+
+    /// Applies `change` to the membership; if it says it changed it, rebalances into the next
+    /// generation and wakes the members.
+    fn change_members(&self, change: impl FnOnce(&mut GroupInner) -> bool) -> bool {
         {
             let mut inner = lock(&self.inner);
-            change(&mut inner.members);
+            if !change(&mut inner) {
+                return false;
+            }
             let GroupInner {
                 members,
                 owners,
                 tenure,
                 generation,
+                ..
             } = &mut *inner;
             let before = owners.clone();
             assign(owners, members);
@@ -110,6 +142,7 @@ impl GroupState {
             self.generation.store(inner.generation, Ordering::Release);
         }
         self.rebalance.notify_all_fenced();
+        true
     }
 
     /// Commits `offset` as the next offset to read in `part`, for `member`, which read it
@@ -125,6 +158,9 @@ impl GroupState {
         let partition = part.index;
         {
             let inner = lock(&self.inner);
+            if inner.shut_down {
+                return Err(CommitError::BrokerClosed);
+            }
             let p = partition as usize;
             if inner.owners[p] != Some(member) || inner.tenure[p] != tenure {
                 return Err(CommitError::NotOwner {

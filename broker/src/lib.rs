@@ -25,8 +25,9 @@
 //! # Topics, partitions, offsets
 //!
 //! A [`Broker`] holds named [`Topic`]s, each typed by its value (`T: Send + Sync + 'static`).
-//! Reopening a name with another type or partition count is an error
-//! ([`TopicError::TypeMismatch`], [`TopicError::PartitionMismatch`]). A topic has N
+//! Reopening a name with another type, partition count or setting is an error
+//! ([`TopicError::TypeMismatch`], [`TopicError::PartitionMismatch`],
+//! [`TopicError::ConfigMismatch`]). A topic has N
 //! partitions; each is an append-only log whose records have a dense offset from 0, an append
 //! timestamp, an optional key and the value. A [`Producer`] picks the partition round-robin
 //! ([`send`](Producer::send)), by key hash ([`send_keyed`](Producer::send_keyed), Kafka's
@@ -103,7 +104,9 @@
 //! # Closing
 //!
 //! [`Topic::close`] (or [`Broker::close`]) makes sends fail, giving the value back, and lets
-//! readers finish what was appended before they get [`RecvError::Closed`].
+//! readers finish what was appended before they get [`RecvError::Closed`]. After
+//! [`Topic::close`], group members still commit what they read (a clean stop drains and
+//! commits); after [`Broker::close`], joins and commits fail too.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

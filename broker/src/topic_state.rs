@@ -19,9 +19,17 @@ pub(crate) struct TopicState<T> {
     pub(crate) name: String,
     pub(crate) config: TopicConfig,
     pub(crate) partitions: Box<[Arc<Partition<T>>]>,
-    groups: Mutex<HashMap<String, Arc<GroupState>>>,
+    groups: Mutex<Groups>,
     /// File-backed topics only.
     pub(crate) durable: Option<DurableTopic<T>>,
+}
+
+/// The consumer groups of a topic.
+#[derive(Default)]
+struct Groups {
+    by_name: HashMap<String, Arc<GroupState>>,
+    /// Set by [`TopicState::shut_down`]: no group is opened any more.
+    shut_down: bool,
 }
 
 /// What a file-backed topic keeps besides its partitions.
@@ -43,7 +51,7 @@ impl<T> TopicState<T> {
             name: name.to_owned(),
             config,
             partitions,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(Groups::default()),
             durable: None,
         }
     }
@@ -110,7 +118,7 @@ impl<T> TopicState<T> {
             name: name.to_owned(),
             config,
             partitions: partitions.into_boxed_slice(),
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(Groups::default()),
             durable: Some(DurableTopic {
                 journals: journals.into_boxed_slice(),
                 groups: std::sync::Arc::new(GroupStore {
@@ -128,6 +136,19 @@ impl<T> TopicState<T> {
         for part in self.partitions.iter() {
             part.close();
         }
+    }
+
+    /// Closes the topic for good, as its broker closes: besides what [`close`](Self::close)
+    /// does, no group is opened or joined and no commit is accepted any more.
+    pub(crate) fn shut_down(&self) {
+        {
+            let mut groups = lock(&self.groups);
+            groups.shut_down = true;
+            for group in groups.by_name.values() {
+                group.shut_down();
+            }
+        }
+        self.close();
     }
 
     /// The journal in front of partition `index`, for a file-backed topic.
@@ -149,7 +170,10 @@ impl<T> TopicState<T> {
             source,
         })?;
         let mut groups = lock(&self.groups);
-        if let Some(shared) = groups.get(name) {
+        if groups.shut_down {
+            return Err(GroupError::BrokerClosed);
+        }
+        if let Some(shared) = groups.by_name.get(name) {
             return Ok(Arc::clone(shared));
         }
         let durable = self.durable.as_ref();
@@ -167,7 +191,7 @@ impl<T> TopicState<T> {
             group.persist = Some(Box::new(move |offsets| store.save(&group_name, offsets)));
         }
         let shared = Arc::new(group);
-        groups.insert(name.to_owned(), Arc::clone(&shared));
+        groups.by_name.insert(name.to_owned(), Arc::clone(&shared));
         Ok(shared)
     }
 }

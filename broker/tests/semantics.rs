@@ -465,6 +465,98 @@ fn reopening_with_another_type_or_partition_count_is_an_error() {
     ));
 }
 
+/// Issue 11, item 4: reopening a topic with other settings is an error, not a topic with the
+/// old settings.
+#[test]
+fn reopening_with_other_settings_is_an_error() {
+    let b = Broker::new();
+    let config = TopicConfig::new()
+        .partitions(2)
+        .capacity(100, Overflow::Block);
+    b.topic::<u32>("t", config.clone()).unwrap();
+    b.topic::<u32>("t", config.clone()).unwrap();
+    let other_settings = [
+        ("capacity", config.clone().capacity(200, Overflow::Block)),
+        (
+            "capacity",
+            config.clone().capacity(100, Overflow::DropOldest),
+        ),
+        ("capacity", TopicConfig::new().partitions(2)),
+        ("retain_bytes", config.clone().retain_bytes(1 << 20)),
+        (
+            "retain_age",
+            config.clone().retain_age(Duration::from_secs(60)),
+        ),
+        ("block_size", config.clone().block_size(4)),
+    ];
+    for (expected, other) in other_settings {
+        match b.topic::<u32>("t", other.clone()) {
+            Err(TopicError::ConfigMismatch { setting, .. }) => {
+                assert_eq!(setting, expected, "{other:?}")
+            }
+            other => panic!("{expected}: {other:?}"),
+        }
+    }
+    let err = b
+        .topic::<u32>("t", config.clone().capacity(200, Overflow::Block))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "topic `t` has capacity 100 (Block), not 200 (Block)"
+    );
+    assert_eq!(b.open_topic::<u32>("t").unwrap().config(), &config);
+}
+
+/// Issue 11, item 4: after `Broker::close`, joins and commits fail as sends do.
+#[test]
+fn after_the_broker_closes_joins_and_commits_fail_like_sends() {
+    let b = Broker::new();
+    let t = b.topic::<u32>("t", TopicConfig::new()).unwrap();
+    let p = t.producer();
+    p.send_blocking(1).unwrap();
+    p.send_blocking(2).unwrap();
+    let g = t.group("g").unwrap();
+    let mut m = g.join();
+    let record = m.recv_blocking().unwrap();
+    b.close();
+    assert!(matches!(p.send_blocking(3), Err(SendError::Closed(3))));
+    assert_eq!(record.commit(), Err(CommitError::BrokerClosed));
+    assert_eq!(m.commit_offset(0, 1), Err(CommitError::BrokerClosed));
+    assert_eq!(g.committed(0), Some(0));
+    assert_eq!(t.group("g").unwrap_err(), broker::GroupError::BrokerClosed);
+    assert_eq!(
+        t.group("other").unwrap_err(),
+        broker::GroupError::BrokerClosed
+    );
+    let generation = g.generation();
+    let mut late = g.join();
+    assert_eq!(late.try_recv().unwrap_err(), TryRecvError::Closed);
+    assert_eq!(late.recv_blocking().unwrap_err(), RecvError::Closed);
+    assert_eq!(
+        (g.members(), g.generation()),
+        (1, generation),
+        "not counted"
+    );
+    drop(late);
+    assert_eq!((g.members(), g.generation()), (1, generation));
+    // The member that was there reads what was appended, then `Closed`.
+    assert_eq!(*m.recv_blocking().unwrap().value(), 2);
+    assert_eq!(m.recv_blocking().unwrap_err(), RecvError::Closed);
+}
+
+/// Closing a topic (not the broker) lets members drain and commit what they read.
+#[test]
+fn after_a_topic_closes_members_drain_and_commit() {
+    let t = topic::<u32>(TopicConfig::new());
+    t.producer().send_blocking(1).unwrap();
+    let g = t.group("g").unwrap();
+    let mut m = g.join();
+    t.close();
+    m.recv_blocking().unwrap().commit().unwrap();
+    assert_eq!(g.committed(0), Some(1));
+    assert_eq!(m.recv_blocking().unwrap_err(), RecvError::Closed);
+}
+
 #[test]
 fn invalid_configs_are_refused() {
     let b = Broker::new();

@@ -351,6 +351,20 @@ pub enum CommitError {
         /// What failed.
         message: String,
     },
+    /// The offset is below where the member began reading the partition under its current
+    /// ownership (the group's committed offset then, or where it sought to since): it was
+    /// read under an earlier ownership, which the member lost since.
+    #[error(
+        "offset {offset} of partition {partition} is below {from}, where this member's current ownership of it began"
+    )]
+    Stale {
+        /// Partition.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// Where the member's current ownership began.
+        from: u64,
+    },
     /// The broker was closed ([`Broker::close`](crate::Broker::close)): its groups accept
     /// no commit any more.
     #[error("the broker is closed")]

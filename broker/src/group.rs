@@ -11,7 +11,10 @@
 //! tenure its records were read in, so a member that lost a partition cannot move its
 //! committed offset any more, not even after it gets the partition back (it then resumes
 //! from the group's committed offset, under a new tenure). A rebalance that leaves a
-//! partition with its owner does not end the tenure: commits go on being accepted.
+//! partition with its owner does not end the tenure: commits go on being accepted. A commit
+//! below where the member began reading under its current tenure is refused too
+//! ([`CommitError::Stale`]), so a position kept from before a loss cannot move the group's
+//! offset back either; to rewind on purpose, seek first.
 
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
@@ -156,7 +159,17 @@ pub struct GroupMember<T> {
     generation: u64,
     set: CursorSet<T>,
     /// The tenure (see the module docs) under which each cursor of `set` reads.
-    tenures: Vec<u64>,
+    tenures: Vec<Tenure>,
+}
+
+/// A member's tenure of one partition.
+#[derive(Debug, Clone, Copy)]
+struct Tenure {
+    /// The generation it began in.
+    since: u64,
+    /// The lowest offset the member has read from (or sought to) under it: every record it
+    /// read under this tenure is at or after it.
+    from: u64,
 }
 
 impl<T> std::fmt::Debug for GroupMember<T> {
@@ -201,12 +214,12 @@ impl<T> GroupMember<T> {
         let me = Some(self.core.id);
         // A cursor goes on only under the same tenure; a partition lost and regained since
         // resumes from the committed offset, not from where this member had read to.
-        let mut kept: Vec<(Cursor<T>, u64)> = std::mem::take(&mut self.set.cursors)
+        let mut kept: Vec<(Cursor<T>, Tenure)> = std::mem::take(&mut self.set.cursors)
             .into_iter()
             .zip(std::mem::take(&mut self.tenures))
             .filter(|(c, tenure)| {
                 let p = c.partition() as usize;
-                inner.owners[p] == me && inner.tenure[p] == *tenure
+                inner.owners[p] == me && inner.tenure[p] == tenure.since
             })
             .collect();
         for (partition, owner) in inner.owners.iter().enumerate() {
@@ -218,7 +231,12 @@ impl<T> GroupMember<T> {
                 let part = Arc::clone(&self.core.group.topic.partitions[partition]);
                 // Acquire: pairs with the Release in `GroupState::commit`.
                 let offset = shared.committed[partition].load(Ordering::Acquire);
-                kept.push((Cursor::untracked_at(part, offset), inner.tenure[partition]));
+                let cursor = Cursor::untracked_at(part, offset);
+                let tenure = Tenure {
+                    since: inner.tenure[partition],
+                    from: cursor.position(),
+                };
+                kept.push((cursor, tenure));
             }
         }
         kept.sort_by_key(|(c, _)| c.partition());
@@ -268,7 +286,7 @@ impl<T> GroupMember<T> {
                 Ok(GroupRecord {
                     record: Record::new(entry, cursor.partition(), offset),
                     member: &self.core,
-                    tenure: self.tenures[i],
+                    tenure: self.tenures[i].since,
                 })
             }
             SetStep::Empty => Err(TryRecvError::Empty),
@@ -280,16 +298,20 @@ impl<T> GroupMember<T> {
     }
 
     /// Commits everything up to and including the record at `position`: the group resumes
-    /// after it. Refused with [`CommitError::NotOwner`] unless this member owns the partition
-    /// and has owned it since its last receive adopted the assignment (see the module docs:
-    /// a member that lost the partition in between, even if it got it back, cannot commit
-    /// what it read before).
+    /// after it.
+    ///
+    /// Refused with [`CommitError::NotOwner`] unless this member owns the partition and has
+    /// owned it since its last receive adopted the assignment, and with
+    /// [`CommitError::Stale`] if `position` is below where this member began reading the
+    /// partition under its current ownership: see the module docs (a member that lost the
+    /// partition, even if it got it back, cannot commit what it read before).
     pub fn commit(&self, position: Position) -> Result<(), CommitError> {
         self.commit_offset(position.partition, position.offset + 1)
     }
 
     /// Commits `next_offset` as the next offset the group reads in `partition` (Kafka's
-    /// meaning of a committed offset). Refused as [`commit`](Self::commit) is.
+    /// meaning of a committed offset). Refused as [`commit`](Self::commit) is; to move the
+    /// group back past where this member began reading, [`seek`](Self::seek) there first.
     pub fn commit_offset(&self, partition: u32, next_offset: u64) -> Result<(), CommitError> {
         let tenure = self
             .set
@@ -297,9 +319,21 @@ impl<T> GroupMember<T> {
             .iter()
             .position(|c| c.partition() == partition)
             .map(|i| self.tenures[i]);
-        self.core
-            .group
-            .commit_offset(self.core.id, tenure, partition, next_offset)
+        if let Some(tenure) = tenure
+            && next_offset < tenure.from
+        {
+            return Err(CommitError::Stale {
+                partition,
+                offset: next_offset,
+                from: tenure.from,
+            });
+        }
+        self.core.group.commit_offset(
+            self.core.id,
+            tenure.map(|t| t.since),
+            partition,
+            next_offset,
+        )
     }
 
     /// Moves this member's reading position in an owned partition (the committed offset does
@@ -313,12 +347,16 @@ impl<T> GroupMember<T> {
                 partitions,
             });
         }
-        self.set
+        let i = self
+            .set
             .cursors
-            .iter_mut()
-            .find(|c| c.partition() == partition)
-            .ok_or(SeekError::NotAssigned { partition })?
-            .seek(start)
+            .iter()
+            .position(|c| c.partition() == partition)
+            .ok_or(SeekError::NotAssigned { partition })?;
+        self.set.cursors[i].seek(start)?;
+        let tenure = &mut self.tenures[i];
+        tenure.from = tenure.from.min(self.set.cursors[i].position());
+        Ok(())
     }
 
     /// The partitions this member owns, as of its last receive (or now, after

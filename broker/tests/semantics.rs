@@ -709,6 +709,23 @@ fn a_member_that_lost_and_regained_a_partition_cannot_commit_what_it_read_before
     );
     resumed.commit().unwrap();
     assert_eq!(g.committed(1), Some(10));
+    // Its old positions stay refused under the new tenure too (they are below where it began).
+    assert!(matches!(
+        a.commit(Position {
+            partition: 1,
+            offset: 5
+        }),
+        Err(CommitError::Stale {
+            partition: 1,
+            offset: 6,
+            from: 9
+        })
+    ));
+    assert_eq!(g.committed(1), Some(10));
+    // A seek back makes a rewind deliberate.
+    a.seek(1, Start::Offset(2)).unwrap();
+    a.commit_offset(1, 2).unwrap();
+    assert_eq!(g.committed(1), Some(2));
 }
 
 /// A rebalance that leaves a partition with its owner does not fence its commits.

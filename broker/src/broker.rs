@@ -43,6 +43,16 @@ impl<T: Send + Sync + 'static> ErasedTopic for Arc<TopicState<T>> {
     }
 }
 
+/// What [`Broker::create_or_open`] may do.
+enum Want {
+    /// Create the topic; it must not exist.
+    New(TopicConfig),
+    /// Create it, or open it if it exists with these settings.
+    NewOrExisting(TopicConfig),
+    /// Open it; it must exist.
+    Existing,
+}
+
 #[derive(Default)]
 struct Registry {
     topics: HashMap<String, Box<dyn ErasedTopic>>,
@@ -89,7 +99,46 @@ impl Broker {
             name: name.to_owned(),
             source,
         })?;
-        self.create_or_open(name, Some(config))
+        self.create_or_open(name, Want::NewOrExisting(config))
+    }
+
+    /// Creates topic `name` with `config`; fails with [`TopicError::AlreadyExists`] if a topic
+    /// of that name exists. Names are checked as by [`topic`](Self::topic).
+    ///
+    /// Together with [`open_topic`](Self::open_topic), it separates the place that owns a
+    /// topic from the places that use it, so that a typo in a name is an error rather than a
+    /// new, empty topic:
+    ///
+    /// ```
+    /// use broker::{Broker, TopicConfig, TopicError};
+    ///
+    /// # fn main() -> Result<(), TopicError> {
+    /// let broker = Broker::new();
+    /// let orders = broker.create_topic::<u64>("orders", TopicConfig::new().partitions(4))?;
+    /// assert!(matches!(
+    ///     broker.create_topic::<u64>("orders", TopicConfig::new()),
+    ///     Err(TopicError::AlreadyExists { .. })
+    /// ));
+    ///
+    /// let same = broker.open_topic::<u64>("orders")?;
+    /// assert_eq!(same.partitions(), orders.partitions());
+    /// assert!(matches!(
+    ///     broker.open_topic::<u64>("ordres"),
+    ///     Err(TopicError::NotFound { .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_topic<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Topic<T>, TopicError> {
+        name::validate_user_topic(name).map_err(|source| TopicError::InvalidName {
+            name: name.to_owned(),
+            source,
+        })?;
+        self.create_or_open(name, Want::New(config))
     }
 
     /// Creates or opens a file-backed topic: its records and its groups' committed offsets are
@@ -119,7 +168,7 @@ impl Broker {
         }
         if registry.topics.contains_key(name) {
             drop(registry);
-            return self.create_or_open(name, Some(config));
+            return self.create_or_open(name, Want::NewOrExisting(config));
         }
         config.check().map_err(|reason| TopicError::InvalidConfig {
             name: name.to_owned(),
@@ -142,18 +191,20 @@ impl Broker {
             name: name.to_owned(),
             source,
         })?;
-        self.create_or_open(name, Some(config))
+        self.create_or_open(name, Want::NewOrExisting(config))
     }
 
-    /// Opens an existing topic, checking its value type.
+    /// Opens an existing topic (in memory or file-backed, user or internal), checking its
+    /// value type; fails with [`TopicError::NotFound`] if no topic has this name (see
+    /// [`create_topic`](Self::create_topic) for an example).
     pub fn open_topic<T: Send + Sync + 'static>(&self, name: &str) -> Result<Topic<T>, TopicError> {
-        self.create_or_open(name, None)
+        self.create_or_open(name, Want::Existing)
     }
 
     fn create_or_open<T: Send + Sync + 'static>(
         &self,
         name: &str,
-        config: Option<TopicConfig>,
+        want: Want,
     ) -> Result<Topic<T>, TopicError> {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         if registry.closed {
@@ -167,7 +218,16 @@ impl Broker {
                     requested: std::any::type_name::<T>(),
                 });
             };
-            if let Some(config) = &config {
+            let config = match &want {
+                Want::New(_) => {
+                    return Err(TopicError::AlreadyExists {
+                        name: name.to_owned(),
+                    });
+                }
+                Want::NewOrExisting(config) => Some(config),
+                Want::Existing => None,
+            };
+            if let Some(config) = config {
                 if config.partitions != existing.partitions() {
                     return Err(TopicError::PartitionMismatch {
                         name: name.to_owned(),
@@ -188,10 +248,13 @@ impl Broker {
                 shared: Arc::clone(shared),
             });
         }
-        let Some(config) = config else {
-            return Err(TopicError::NotFound {
-                name: name.to_owned(),
-            });
+        let config = match want {
+            Want::New(config) | Want::NewOrExisting(config) => config,
+            Want::Existing => {
+                return Err(TopicError::NotFound {
+                    name: name.to_owned(),
+                });
+            }
         };
         config.check().map_err(|reason| TopicError::InvalidConfig {
             name: name.to_owned(),

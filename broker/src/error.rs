@@ -95,6 +95,12 @@ pub enum TopicError {
         /// What failed.
         message: String,
     },
+    /// A topic of this name exists already ([`Broker::create_topic`](crate::Broker::create_topic)).
+    #[error("topic `{name}` exists already")]
+    AlreadyExists {
+        /// Topic name.
+        name: String,
+    },
     /// No topic has this name.
     #[error("no topic named `{name}`")]
     NotFound {

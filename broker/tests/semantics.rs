@@ -557,6 +557,37 @@ fn after_a_topic_closes_members_drain_and_commit() {
     assert_eq!(m.recv_blocking().unwrap_err(), RecvError::Closed);
 }
 
+/// Issue 11, item 5: `create_topic` fails on an existing topic, `open_topic` on a missing one,
+/// so that a typo in a name is an error, not a new empty topic.
+#[test]
+fn create_topic_fails_on_an_existing_name_and_open_topic_on_a_missing_one() {
+    let b = Broker::new();
+    let t = b.create_topic::<u32>("orders", TopicConfig::new()).unwrap();
+    t.producer().send_blocking(1).unwrap();
+    assert_eq!(
+        b.create_topic::<u32>("orders", TopicConfig::new())
+            .unwrap_err(),
+        TopicError::AlreadyExists {
+            name: "orders".into()
+        }
+    );
+    assert_eq!(
+        b.open_topic::<u32>("orders").unwrap().end_offsets(),
+        vec![1]
+    );
+    assert_eq!(
+        b.open_topic::<u32>("ordres").unwrap_err(),
+        TopicError::NotFound {
+            name: "ordres".into()
+        }
+    );
+    assert!(matches!(
+        b.create_topic::<u32>("__x", TopicConfig::new()),
+        Err(TopicError::InvalidName { .. })
+    ));
+    assert_eq!(b.topic_names(), vec!["orders".to_owned()]);
+}
+
 #[test]
 fn invalid_configs_are_refused() {
     let b = Broker::new();

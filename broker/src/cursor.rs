@@ -244,6 +244,9 @@ pub(crate) struct CursorSet<T> {
     pub(crate) waiter_id: u64,
     /// Whether the reader may still be registered in some notifier.
     registered: bool,
+    /// A `Lagged` step that a batch met after some records: its cursor has moved on, so it is
+    /// reported by the next step instead of being lost.
+    deferred_lag: Option<(u32, u64)>,
 }
 
 impl<T> CursorSet<T> {
@@ -253,11 +256,28 @@ impl<T> CursorSet<T> {
             next: 0,
             waiter_id: next_id(),
             registered: false,
+            deferred_lag: None,
         }
+    }
+
+    /// Keeps a `Lagged` step for the next [`step`](Self::step) to report; any other step
+    /// would be met again, and needs no keeping.
+    pub(crate) fn defer(&mut self, step: SetStep) {
+        if let SetStep::Lagged { partition, skipped } = step {
+            self.deferred_lag = Some((partition, skipped));
+        }
+    }
+
+    /// Forgets a deferred `Lagged` step (after a seek, which moves past it).
+    pub(crate) fn forget_deferred(&mut self) {
+        self.deferred_lag = None;
     }
 
     /// One pass over the cursors, starting after the last one that gave a record.
     pub(crate) fn step(&mut self) -> SetStep {
+        if let Some((partition, skipped)) = self.deferred_lag.take() {
+            return SetStep::Lagged { partition, skipped };
+        }
         let n = self.cursors.len();
         if n == 1 {
             // One partition (every pipeline task): no round-robin arithmetic.

@@ -19,12 +19,13 @@
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
+use crate::batch::{self, BatchReader};
 use crate::config::Start;
 use crate::cursor::{Cursor, CursorSet, SetStep};
 use crate::error::{CommitError, RecvError, RecvTimeoutError, SeekError, TryRecvError};
 use crate::group_state::GroupState;
 use crate::notify::Wake;
-use crate::record::{Position, Record};
+use crate::record::{OwnedRecord, Position, Record};
 use crate::sync::{Arc, Ordering, lock, next_id};
 use crate::topic_state::TopicState;
 use crate::wait::{Readable, block_step, poll_step};
@@ -201,6 +202,12 @@ impl<T> Readable for GroupMember<T> {
     }
 }
 
+impl<T> BatchReader<T> for GroupMember<T> {
+    fn cursors(&mut self) -> &mut CursorSet<T> {
+        &mut self.set
+    }
+}
+
 impl<T> GroupMember<T> {
     /// Adopts the current assignment if the generation changed.
     fn sync(&mut self) {
@@ -353,6 +360,7 @@ impl<T> GroupMember<T> {
             .iter()
             .position(|c| c.partition() == partition)
             .ok_or(SeekError::NotAssigned { partition })?;
+        self.set.forget_deferred();
         self.set.cursors[i].seek(start)?;
         let tenure = &mut self.tenures[i];
         tenure.from = tenure.from.min(self.set.cursors[i].position());
@@ -403,6 +411,61 @@ impl<T> GroupMember<T> {
 
     /// Leaves the group (the same as dropping the member).
     pub fn leave(self) {}
+}
+
+/// Batches, as on a [`Consumer`](crate::Consumer::recv_batch): many records per call, cloned
+/// into [`OwnedRecord`]s. Commit a batch with [`GroupMember::commit`] of its last
+/// record's position per partition (or [`commit_offset`](GroupMember::commit_offset)).
+impl<T: Clone> GroupMember<T> {
+    /// Waits for a record of the partitions this member owns, then appends to `out` every
+    /// record available now, up to `max` in all; returns how many it appended (at least one,
+    /// unless `max` is 0: then `Ok(0)` at once). A [`RecvError::Lagged`] or
+    /// [`RecvError::Closed`] met after some records ends the batch early, and the next
+    /// receive returns it. The member adopts a new assignment as [`recv`](Self::recv) does.
+    ///
+    /// Cancel-safe: records are taken only in the poll that returns them, so dropping the
+    /// future loses no record. Give it a deadline with the executor's timer, as shown on
+    /// [`Consumer::recv_batch`](crate::Consumer::recv_batch).
+    pub async fn recv_batch(
+        &mut self,
+        max: usize,
+        out: &mut Vec<OwnedRecord<T>>,
+    ) -> Result<usize, RecvError> {
+        batch::recv(self, max, out).await
+    }
+
+    /// Blocking [`recv_batch`](Self::recv_batch).
+    pub fn recv_batch_blocking(
+        &mut self,
+        max: usize,
+        out: &mut Vec<OwnedRecord<T>>,
+    ) -> Result<usize, RecvError> {
+        batch::recv_blocking(self, max, out, None).expect("no deadline")
+    }
+
+    /// Blocking [`recv_batch`](Self::recv_batch) that waits for the first record at most
+    /// `timeout`.
+    pub fn recv_batch_timeout(
+        &mut self,
+        max: usize,
+        out: &mut Vec<OwnedRecord<T>>,
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
+        match batch::recv_blocking(self, max, out, Some(Instant::now() + timeout)) {
+            None => Err(RecvTimeoutError::Timeout),
+            Some(received) => received.map_err(RecvTimeoutError::Recv),
+        }
+    }
+
+    /// [`recv_batch`](Self::recv_batch) without waiting: [`TryRecvError::Empty`] if no record
+    /// is available now.
+    pub fn try_recv_batch(
+        &mut self,
+        max: usize,
+        out: &mut Vec<OwnedRecord<T>>,
+    ) -> Result<usize, TryRecvError> {
+        batch::try_recv(self, max, out)
+    }
 }
 
 impl<T> Drop for GroupMember<T> {

@@ -47,6 +47,16 @@
 //! (`try_*`). A reader with nothing to read parks and is woken by the next append; nothing
 //! spins. A producer pays for a wake-up only when somebody is parked.
 //!
+//! Every async receive is cancel-safe: dropping its future (a `select!` branch that lost, a
+//! timeout) loses no record.
+//!
+//! # Batches
+//!
+//! [`Consumer::recv_batch`] and [`GroupMember::recv_batch`] wait for one record, then take
+//! every record available now up to a limit, in the same poll (so they are cancel-safe too);
+//! give them a deadline with the executor's timer. Their blocking forms take a timeout.
+//! A producer appends many values with one claim with [`Producer::send_batch`].
+//!
 //! # Consumer groups
 //!
 //! ```
@@ -110,6 +120,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod batch;
 mod block;
 mod broker;
 mod clock;

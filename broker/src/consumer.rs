@@ -88,6 +88,7 @@ impl<T> Consumer<T> {
                 Err(TryRecvError::Lagged { partition, skipped })
             }
             SetStep::Closed => Err(TryRecvError::Closed),
+            SetStep::Reassigned => unreachable!("a consumer has no assignment to report"),
         }
     }
 

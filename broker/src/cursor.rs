@@ -234,6 +234,9 @@ pub(crate) enum SetStep {
         skipped: u64,
     },
     Closed,
+    /// A group member's partitions changed since it last reported them (only from
+    /// `GroupMember::recv_event` and its forms).
+    Reassigned,
 }
 
 /// Several cursors read round-robin, with one waiter identity for parking.

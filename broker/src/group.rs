@@ -19,6 +19,7 @@
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
+use crate::assignment::{self, AssignmentChange, Holdings, MemberEvent};
 use crate::batch::{self, BatchReader};
 use crate::config::Start;
 use crate::cursor::{Cursor, CursorSet, SetStep};
@@ -83,6 +84,8 @@ impl<T> Group<T> {
             generation: 0,
             set: CursorSet::new(Vec::new()),
             tenures: Vec::new(),
+            reported: Vec::new(),
+            reported_generation: 0,
         }
     }
 
@@ -161,6 +164,10 @@ pub struct GroupMember<T> {
     set: CursorSet<T>,
     /// The tenure (see the module docs) under which each cursor of `set` reads.
     tenures: Vec<Tenure>,
+    /// What the last assignment change reported by `recv_event` said the member owns, and
+    /// the generation it checked last.
+    reported: Holdings,
+    reported_generation: u64,
 }
 
 /// A member's tenure of one partition.
@@ -199,6 +206,32 @@ impl<T> Readable for GroupMember<T> {
 
     fn unregister(&mut self) {
         self.set.unregister(Some(&self.core.group.shared.rebalance));
+    }
+}
+
+/// A member read through `recv_event`: an assignment change not yet reported comes before the
+/// next record.
+struct Events<'m, T>(&'m mut GroupMember<T>);
+
+impl<T> Readable for Events<'_, T> {
+    fn step(&mut self) -> SetStep {
+        let member = &mut *self.0;
+        if !member.joined {
+            return SetStep::Closed;
+        }
+        member.sync();
+        if member.unreported_change() {
+            return SetStep::Reassigned;
+        }
+        member.set.step()
+    }
+
+    fn register(&mut self, wake: &Wake) {
+        self.0.register(wake);
+    }
+
+    fn unregister(&mut self) {
+        self.0.unregister();
     }
 }
 
@@ -251,6 +284,112 @@ impl<T> GroupMember<T> {
         self.generation = inner.generation;
     }
 
+    /// What the member owns now: `(partition, generation its tenure began in)`.
+    fn holdings(&self) -> Holdings {
+        self.set
+            .cursors
+            .iter()
+            .zip(&self.tenures)
+            .map(|(c, t)| (c.partition(), t.since))
+            .collect()
+    }
+
+    /// Whether the member's partitions changed since `recv_event` last reported them (one
+    /// comparison of generations when the group did not rebalance).
+    fn unreported_change(&mut self) -> bool {
+        if self.generation == self.reported_generation {
+            return false;
+        }
+        if self.holdings() == self.reported {
+            // The group rebalanced without touching this member.
+            self.reported_generation = self.generation;
+            return false;
+        }
+        true
+    }
+
+    /// Reports the change `unreported_change` found, and marks it reported.
+    fn take_change(&mut self) -> AssignmentChange {
+        let now = self.holdings();
+        let change = assignment::change(self.generation, &self.reported, &now);
+        self.reported = now;
+        self.reported_generation = self.generation;
+        change
+    }
+
+    fn event(&mut self, step: SetStep) -> Result<MemberEvent<'_, T>, TryRecvError> {
+        if step == SetStep::Reassigned {
+            return Ok(MemberEvent::Assigned(self.take_change()));
+        }
+        self.finish(step).map(MemberEvent::Record)
+    }
+
+    /// Waits for the next event: a change of this member's partitions, or else a record.
+    ///
+    /// A change (the first assignment after joining, and every rebalance that gives this
+    /// member partitions or takes some away) comes before any record read under the new
+    /// assignment, so that per-partition state can be set up or dropped in time. Changes
+    /// adopted silently in between (by [`recv`](Self::recv), [`refresh`](Self::refresh) or
+    /// another receive) are reported by the next call, merged into one; records those
+    /// receives returned came before the report, so receive with this method alone where
+    /// the order matters.
+    ///
+    /// Cancel-safe, as [`recv`](Self::recv) is.
+    ///
+    /// ```
+    /// use broker::{Broker, MemberEvent, TopicConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let jobs = Broker::new().topic::<u32>("jobs", TopicConfig::new().partitions(2))?;
+    /// jobs.producer().send_to_blocking(1, 7)?;
+    /// let group = jobs.group("workers")?;
+    /// let mut a = group.join();
+    /// let MemberEvent::Assigned(change) = a.recv_event_blocking()? else { unreachable!() };
+    /// assert_eq!(change.assigned, [0, 1]);
+    ///
+    /// let b = group.join(); // a rebalance: `a` keeps partition 0, `b` gets partition 1
+    /// let MemberEvent::Assigned(change) = a.recv_event_blocking()? else { unreachable!() };
+    /// assert_eq!((change.partitions, change.revoked), (vec![0], vec![1]));
+    ///
+    /// drop(b); // partition 1 comes back, from its committed offset
+    /// let MemberEvent::Assigned(change) = a.recv_event_blocking()? else { unreachable!() };
+    /// assert_eq!(change.assigned, [1]);
+    /// let MemberEvent::Record(record) = a.recv_event_blocking()? else { unreachable!() };
+    /// assert_eq!((record.partition(), *record.value()), (1, 7));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_event(&mut self) -> Result<MemberEvent<'_, T>, RecvError> {
+        let step = poll_fn(|cx| poll_step(&mut Events(self), cx)).await;
+        self.event(step).map_err(TryRecvError::into_waiting)
+    }
+
+    /// Blocking [`recv_event`](Self::recv_event).
+    pub fn recv_event_blocking(&mut self) -> Result<MemberEvent<'_, T>, RecvError> {
+        let step = block_step(&mut Events(self), None).expect("no deadline");
+        self.event(step).map_err(TryRecvError::into_waiting)
+    }
+
+    /// Blocking [`recv_event`](Self::recv_event) that waits at most `timeout`.
+    pub fn recv_event_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<MemberEvent<'_, T>, RecvTimeoutError> {
+        match block_step(&mut Events(self), Some(Instant::now() + timeout)) {
+            None => Err(RecvTimeoutError::Timeout),
+            Some(step) => self
+                .event(step)
+                .map_err(|e| RecvTimeoutError::Recv(e.into_waiting())),
+        }
+    }
+
+    /// [`recv_event`](Self::recv_event) without waiting: [`TryRecvError::Empty`] if there is
+    /// neither a change to report nor a record now.
+    pub fn try_recv_event(&mut self) -> Result<MemberEvent<'_, T>, TryRecvError> {
+        let step = Events(self).step();
+        self.event(step)
+    }
+
     /// Waits for the next record of the partitions this member owns. A member that owns no
     /// partition waits until a rebalance gives it some.
     ///
@@ -301,6 +440,7 @@ impl<T> GroupMember<T> {
                 Err(TryRecvError::Lagged { partition, skipped })
             }
             SetStep::Closed => Err(TryRecvError::Closed),
+            SetStep::Reassigned => unreachable!("reported by `event`"),
         }
     }
 

@@ -84,7 +84,10 @@
 //!
 //! Members share the partitions, one owner per partition at a time; every join or leave
 //! rebalances. Each group keeps a committed offset per partition, and a new owner resumes
-//! from it: commit after processing for at-least-once.
+//! from it: commit after processing for at-least-once. A member that lost a partition cannot
+//! commit it any more, even once it gets it back. [`GroupMember::recv_event`] reports every
+//! change of a member's partitions ([`AssignmentChange`]) before the first record read under
+//! it.
 //!
 //! # Overflow and retention
 //!
@@ -120,6 +123,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod assignment;
 mod batch;
 mod block;
 mod broker;
@@ -143,6 +147,7 @@ mod topic;
 mod topic_state;
 mod wait;
 
+pub use crate::assignment::{AssignmentChange, MemberEvent};
 pub use crate::broker::Broker;
 pub use crate::config::{Overflow, Start, TopicConfig};
 pub use crate::consumer::Consumer;

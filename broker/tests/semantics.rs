@@ -774,6 +774,92 @@ fn a_rebalance_that_keeps_a_partition_with_its_owner_lets_it_commit() {
     drop(b);
 }
 
+/// The assignment changes a member reports, in order.
+fn assigned(event: Result<broker::MemberEvent<'_, u32>, RecvError>) -> broker::AssignmentChange {
+    match event {
+        Ok(broker::MemberEvent::Assigned(change)) => change,
+        other => panic!("expected an assignment change, got {other:?}"),
+    }
+}
+
+/// Issue 11, item 5: a member learns of every change of its partitions before the first
+/// record read under the new assignment, including a partition lost and got back.
+#[test]
+fn assignment_changes_come_before_the_records_read_under_them() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..4 {
+        p.send_to_blocking(i % 2, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let first = assigned(a.recv_event_blocking());
+    assert_eq!(
+        (first.partitions, first.assigned, first.revoked),
+        (vec![0, 1], vec![0, 1], vec![])
+    );
+    let b = g.join();
+    let change = assigned(a.recv_event_blocking());
+    assert_eq!(
+        (change.partitions, change.assigned, change.revoked),
+        (vec![0], vec![], vec![1])
+    );
+    assert_eq!(change.generation, g.generation());
+    // Only partition 0 from here on.
+    for expected in [0, 2] {
+        match a.recv_event_blocking() {
+            Ok(broker::MemberEvent::Record(record)) => {
+                assert_eq!((record.partition(), *record.value()), (0, expected))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(b);
+    let change = assigned(a.recv_event_blocking());
+    assert_eq!((change.assigned, change.revoked), (vec![1], vec![]));
+    // A partition lost and got back between two calls is both revoked and assigned.
+    let c = g.join();
+    drop(c);
+    let change = assigned(a.recv_event_blocking());
+    assert_eq!(
+        (change.partitions, change.assigned, change.revoked),
+        (vec![0, 1], vec![1], vec![1])
+    );
+    match a.try_recv_event() {
+        Ok(broker::MemberEvent::Record(record)) => assert_eq!(record.partition(), 1),
+        other => panic!("{other:?}"),
+    }
+    // A rebalance that does not touch this member is not reported.
+    let t3 = topic::<u32>(TopicConfig::new().partitions(3));
+    let g3 = t3.group("g").unwrap();
+    let mut x = g3.join();
+    let mut y = g3.join();
+    assigned(x.recv_event_blocking());
+    assigned(y.recv_event_blocking());
+    let generation = g3.generation();
+    let z = g3.join(); // 3 partitions, 3 members: one moves from `x` (2 -> 1), `y` keeps its one
+    assert!(g3.generation() > generation);
+    assert_eq!(y.try_recv_event().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(assigned(x.recv_event_blocking()).revoked.len(), 1);
+    drop(z);
+}
+
+/// A member parked in `recv_event` is woken by a rebalance that changes its partitions.
+#[test]
+fn a_parked_member_is_woken_by_an_assignment_change() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    assigned(a.recv_event_blocking());
+    let h = thread::spawn(move || {
+        let change = assigned(a.recv_event_blocking());
+        (change.partitions, change.revoked)
+    });
+    thread::sleep(Duration::from_millis(20));
+    let _b = g.join();
+    assert_eq!(h.join().unwrap(), (vec![0], vec![1]));
+}
+
 #[test]
 fn group_lag_and_positions_are_reported() {
     let t = topic::<u32>(TopicConfig::new().partitions(2));

@@ -549,8 +549,54 @@ impl<T> GroupMember<T> {
         &self.core.group
     }
 
-    /// Leaves the group (the same as dropping the member).
-    pub fn leave(self) {}
+    /// Leaves the group, and says what this member left behind: the group rebalances at once,
+    /// and the other members resume its partitions from the committed offsets (records read
+    /// but not committed are read again: at-least-once). Commit what you processed first.
+    ///
+    /// Dropping a member leaves too (so a task that panics never keeps its partitions), only
+    /// without the report.
+    ///
+    /// ```
+    /// use broker::{Broker, Position, TopicConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topic = Broker::new().topic::<u32>("t", TopicConfig::new())?;
+    /// topic.producer().send_batch_blocking(0, [1, 2, 3])?;
+    /// let group = topic.group("g")?;
+    /// let mut member = group.join();
+    /// member.recv_blocking()?.commit()?;
+    /// let _uncommitted = member.recv_blocking()?;
+    ///
+    /// let left = member.leave();
+    /// assert_eq!(left.released, [Position { partition: 0, offset: 1 }]);
+    /// assert_eq!((left.generation, group.members()), (group.generation(), 0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn leave(mut self) -> Left {
+        let generation = self.generation;
+        if !std::mem::take(&mut self.joined) {
+            return Left {
+                generation,
+                released: Vec::new(),
+            };
+        }
+        let (generation, released) = self.core.group.shared.leave(self.core.id);
+        Left {
+            generation,
+            released,
+        }
+    }
+}
+
+/// What a group member left behind ([`GroupMember::leave`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Left {
+    /// The generation the group moved to as the member left.
+    pub generation: u64,
+    /// The partitions it owned, each at the committed offset its next owner resumes from.
+    pub released: Vec<Position>,
 }
 
 /// Batches, as on a [`Consumer`](crate::Consumer::recv_batch): many records per call, cloned

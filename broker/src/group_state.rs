@@ -6,6 +6,7 @@ use crate::cursor::resolve;
 use crate::error::{CommitError, SeekError};
 use crate::notify::Notifier;
 use crate::partition::{Partition, SharedPosition, Tracking, shared_position};
+use crate::record::Position;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock, next_id};
 
 pub(crate) struct GroupInner {
@@ -100,14 +101,28 @@ impl GroupState {
             inner.members.push(id);
             true
         })
+        .is_some()
     }
 
-    /// Removes member `id`.
-    pub(crate) fn leave(&self, id: u64) {
-        self.change_members(|inner| {
+    /// Removes member `id`; returns the generation the group moved to and the partitions the
+    /// member owned, each at the committed offset its next owner resumes from.
+    pub(crate) fn leave(&self, id: u64) -> (u64, Vec<Position>) {
+        let mut released = Vec::new();
+        let generation = self.change_members(|inner| {
+            for (p, owner) in inner.owners.iter().enumerate() {
+                if *owner == Some(id) {
+                    released.push(Position {
+                        partition: p as u32,
+                        // Acquire: pairs with the Release in `commit`, which runs under the
+                        // same lock.
+                        offset: self.committed[p].load(Ordering::Acquire),
+                    });
+                }
+            }
             inner.members.retain(|&m| m != id);
             true
         });
+        (generation.expect("a leave always changes"), released)
     }
 
     /// Stops the group as its broker closes.
@@ -116,12 +131,12 @@ impl GroupState {
     }
 
     /// Applies `change` to the membership; if it says it changed it, rebalances into the next
-    /// generation and wakes the members.
-    fn change_members(&self, change: impl FnOnce(&mut GroupInner) -> bool) -> bool {
-        {
+    /// generation, wakes the members, and returns that generation.
+    fn change_members(&self, change: impl FnOnce(&mut GroupInner) -> bool) -> Option<u64> {
+        let generation = {
             let mut inner = lock(&self.inner);
             if !change(&mut inner) {
-                return false;
+                return None;
             }
             let GroupInner {
                 members,
@@ -140,9 +155,10 @@ impl GroupState {
             }
             // Release: pairs with the Acquire in `GroupMember::sync`.
             self.generation.store(inner.generation, Ordering::Release);
-        }
+            inner.generation
+        };
         self.rebalance.notify_all_fenced();
-        true
+        Some(generation)
     }
 
     /// Commits `offset` as the next offset to read in `part`, for `member`, which read it

@@ -155,7 +155,7 @@ pub use crate::error::{
     CommitError, GroupError, NameError, RecvError, RecvTimeoutError, SeekError, SendError,
     TopicError, TryRecvError, TrySendError,
 };
-pub use crate::group::{Group, GroupMember, GroupRecord};
+pub use crate::group::{Group, GroupMember, GroupRecord, Left};
 pub use crate::name::{INTERNAL_PREFIX, MAX_NAME_LEN, validate as validate_name};
 pub use crate::partitioner::{murmur2, partition_for_key};
 pub use crate::producer::Producer;

@@ -860,6 +860,42 @@ fn a_parked_member_is_woken_by_an_assignment_change() {
     assert_eq!(h.join().unwrap(), (vec![0], vec![1]));
 }
 
+/// Issue 11, item 5: `leave` rebalances at once and says where the next owner resumes.
+#[test]
+fn leave_reports_what_the_member_released_and_the_others_resume_there() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..10 {
+        p.send_to_blocking(i % 2, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let mut b = g.join();
+    a.refresh();
+    b.refresh();
+    let (pa, pb) = (a.assignment(), b.assignment());
+    assert_eq!((pa.len(), pb.len()), (1, 1));
+    for _ in 0..3 {
+        a.recv_blocking().unwrap().commit().unwrap();
+    }
+    let _read_not_committed = a.recv_blocking().unwrap();
+    let left = a.leave();
+    assert_eq!(
+        left.released,
+        vec![Position {
+            partition: pa[0],
+            offset: 3
+        }]
+    );
+    assert_eq!(left.generation, g.generation());
+    assert_eq!(g.members(), 1);
+    b.refresh();
+    assert_eq!(b.assignment(), vec![0, 1]);
+    assert_eq!(b.position(pa[0]), Some(3), "resumes where `a` committed");
+    assert_eq!(b.leave().released.len(), 2);
+    assert_eq!(g.members(), 0);
+}
+
 #[test]
 fn group_lag_and_positions_are_reported() {
     let t = topic::<u32>(TopicConfig::new().partitions(2));

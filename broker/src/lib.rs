@@ -110,7 +110,9 @@
 //! [`Broker::durable_topic`] keeps a topic's records (serde + bincode) and its groups' committed
 //! offsets in a directory ([`storage::Storage`]): segment files with a CRC per record, offset
 //! and timestamp indexes, retention by whole segments, and an explicit fsync policy
-//! ([`storage::Durability`]: on every append, at an interval, or never). Reopening recovers
+//! ([`storage::Durability`]: on every append, at an interval, or never). At every level an
+//! append reaches the operating system before it is acknowledged, so a killed process loses
+//! no acknowledged record; the level decides what a power loss keeps. Reopening recovers
 //! the files, cuts a torn tail, quarantines corruption, reports what it did
 //! ([`Topic::recovery`]), and replays the records into memory, where readers read them.
 //!

@@ -3,15 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// A file opened for appending.
 pub trait AppendFile: Send {
-    /// Appends `buf` (buffered: not durable until [`sync`](Self::sync)).
+    /// Appends `buf`, handing it to the operating system before it returns (no buffer in
+    /// the process): a process killed afterwards keeps it; it is durable against a power
+    /// loss only after [`sync`](Self::sync).
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Makes everything appended so far durable (flush, then fsync).
+    /// Makes everything appended so far durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
 }
 
@@ -40,7 +42,8 @@ pub trait Fs: Send + Sync + 'static {
 pub struct OsFs;
 
 struct OsFile {
-    file: BufWriter<File>,
+    /// Unbuffered: every append is one `write` to the operating system.
+    file: File,
 }
 
 impl AppendFile for OsFile {
@@ -49,8 +52,7 @@ impl AppendFile for OsFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        self.file.get_ref().sync_data()
+        self.file.sync_data()
     }
 }
 
@@ -69,9 +71,7 @@ impl Fs for OsFs {
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Box::new(OsFile {
-            file: BufWriter::with_capacity(64 * 1024, file),
-        }))
+        Ok(Box::new(OsFile { file }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

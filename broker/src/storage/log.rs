@@ -289,11 +289,12 @@ impl PartitionLog {
         self.segments.first().map_or(self.next_offset, |s| s.base)
     }
 
-    /// Appends a record (key and encoded value) and returns its offset. It is durable when
-    /// this returns with [`Durability::Always`]; with `Interval(d)`, once `d` has passed since
-    /// the last sync (checked on each append and by [`sync`](Self::sync)); with `Never`, when
-    /// the operating system writes it back. On error nothing of the record is kept: the
-    /// partition is as it was.
+    /// Appends a record (key and encoded value) and returns its offset. When this returns, the
+    /// record is in the operating system's hands (a killed process keeps it); it is durable
+    /// against a power loss with [`Durability::Always`]; with `Interval(d)`, once `d` has
+    /// passed since the last sync (checked on each append and by [`sync`](Self::sync)); with
+    /// `Never`, when the operating system writes it back. On error nothing of the record is
+    /// kept: the partition is as it was.
     pub fn append(
         &mut self,
         timestamp: u64,

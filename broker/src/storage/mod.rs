@@ -4,16 +4,20 @@
 //!
 //! # What an acknowledgement means
 //!
-//! An append returns once its record is written to the partition's active segment:
+//! An append returns once its record is written to the partition's active segment, that is
+//! handed to the operating system with one `write` (there is no buffer in the process), so at
+//! every level **a killed process (`kill -9`, a panic, an abort) loses no acknowledged
+//! record**. What a power loss (or a kernel crash) keeps depends on the level:
 //!
-//! * [`Durability::Always`]: written and fsynced. A power loss right after the return keeps
-//!   it.
-//! * [`Durability::Interval`]: written to the process's buffer, fsynced at the latest `d` after
-//!   the previous sync (checked on every append and on an explicit sync). A power loss can lose
-//!   the records of the last interval, never an older one, and never corrupts, reorders or
-//!   duplicates what is kept.
-//! * [`Durability::Never`]: left to the operating system; a killed process keeps what it
-//!   wrote (the page cache survives it), a power loss can lose anything not yet written back.
+//! | level | an acknowledged record survives a process kill | ... and a power loss |
+//! |---|---|---|
+//! | [`Durability::Always`] | yes | yes: fsynced before the acknowledgement |
+//! | [`Durability::Interval`]`(d)` | yes | if it is older than the last fsync, at most `d` before |
+//! | [`Durability::Never`] | yes | only once the operating system wrote it back |
+//!
+//! With `Interval(d)`, a power loss loses at most the records acknowledged since the last
+//! fsync (`d` ago or less: fsyncs run every `d` and on an explicit sync), never an older one,
+//! and never corrupts, reorders or duplicates what is kept.
 //!
 //! Whatever the level, recovery never serves a partial or corrupt record: frames are checked
 //! (length before allocation, then CRC) and a torn tail is cut.
@@ -96,14 +100,18 @@ impl Storage {
     }
 }
 
-/// When appended records are fsynced.
+/// When appended records are fsynced. At every level an append is handed to the operating
+/// system before it is acknowledged, so a killed process loses nothing acknowledged; the
+/// level decides what a power loss keeps (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Never explicitly: the operating system writes back when it likes.
+    /// Never explicitly: the operating system writes back when it likes. Survives a killed
+    /// process, not a power loss.
     Never,
-    /// At most this long after the previous sync.
+    /// At most this long after the previous sync. A power loss loses at most the records of
+    /// the last interval.
     Interval(Duration),
-    /// On every append, before it returns.
+    /// On every append, before it returns. Survives a power loss.
     #[default]
     Always,
 }

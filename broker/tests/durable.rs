@@ -9,7 +9,10 @@ use std::thread;
 
 use broker::storage::fs::{Crash, SimFs};
 use broker::storage::{Durability, Storage};
-use broker::{Broker, Start, TopicConfig};
+use broker::{Broker, SendError, Start, TopicConfig};
+
+#[path = "support/small_fs.rs"]
+mod small_fs;
 
 fn storage(fs: &SimFs, durability: Durability) -> Storage {
     Storage::dir("/data")
@@ -301,4 +304,88 @@ fn r3_a_producer_killed_at_random_loses_no_acknowledged_record() {
 fn with_never_or_an_interval_a_killed_producer_loses_no_acknowledged_record() {
     kill_rounds("never", 5, 0x9e37_79b9_7f4a_7c15);
     kill_rounds("50", 5, 0x1234_5678_9abc_def0);
+}
+
+/// Issue 11, item 10 (R11 on a real file system): a 1 MiB file system fills up under a
+/// file-backed topic, at every durability level. Appends fail with the value given back and
+/// keep nothing partial; every acknowledged record stays, in memory and on disk; once space
+/// is freed, appends go on in place (no reopen).
+#[test]
+fn r11_a_real_full_disk_loses_nothing_acknowledged_and_appends_resume_in_place() {
+    let levels = [
+        ("always", Durability::Always),
+        (
+            "interval",
+            Durability::Interval(std::time::Duration::from_millis(10)),
+        ),
+        ("never", Durability::Never),
+    ];
+    for (name, durability) in levels {
+        let Some(disk) = small_fs::SmallFs::mount_or_skip(&format!("full-{name}"), 1 << 20) else {
+            return;
+        };
+        // Room to free later.
+        let ballast = disk.dir().join("ballast");
+        std::fs::write(&ballast, vec![0u8; 256 << 10]).unwrap();
+        let storage = Storage::dir(disk.dir().join("data")).durability(durability);
+        let payload = |i: u64| (i, vec![i as u8; 1_000]);
+        let mut acked = Vec::new();
+        {
+            let broker = Broker::new();
+            let topic = broker
+                .durable_topic::<(u64, Vec<u8>)>("full", TopicConfig::new(), &storage)
+                .unwrap();
+            let producer = topic.producer();
+            let mut failures = 0;
+            for i in 0.. {
+                match producer.send_blocking(payload(i)) {
+                    Ok(at) => {
+                        assert_eq!(at.offset, acked.len() as u64, "{name}: dense offsets");
+                        acked.push(i);
+                    }
+                    Err(SendError::Storage { value, message }) => {
+                        assert_eq!(value, payload(i), "{name}: the value comes back");
+                        assert!(message.contains("space"), "{name}: {message}");
+                        failures += 1;
+                        if failures == 3 {
+                            break;
+                        }
+                    }
+                    Err(other) => panic!("{name}: {other:?}"),
+                }
+            }
+            assert!(acked.len() > 100, "{name}: {} acknowledged", acked.len());
+            let mut reader = topic.consumer(Start::Earliest).unwrap();
+            for &i in &acked {
+                assert_eq!(reader.try_recv().unwrap().value().0, i, "{name}");
+            }
+            assert!(
+                reader.try_recv().is_err(),
+                "{name}: nothing partial is visible"
+            );
+            std::fs::remove_file(&ballast).unwrap();
+            for i in 1_000_000..1_000_020 {
+                producer.send_blocking(payload(i)).unwrap();
+                acked.push(i);
+            }
+            topic.sync().unwrap();
+        }
+        let broker = Broker::new();
+        let topic = broker
+            .durable_topic::<(u64, Vec<u8>)>("full", TopicConfig::new(), &storage)
+            .unwrap();
+        let report = &topic.recovery()[0];
+        assert!(
+            report.truncated.is_none() && report.corrupt.is_none(),
+            "{name}: {report:?}"
+        );
+        let mut reader = topic.consumer(Start::Earliest).unwrap();
+        for &i in &acked {
+            assert_eq!(reader.try_recv().unwrap().value(), &payload(i), "{name}");
+        }
+        assert!(
+            reader.try_recv().is_err(),
+            "{name}: exactly the acknowledged records"
+        );
+    }
 }

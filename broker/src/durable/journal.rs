@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::block::Entry;
 use crate::partition::{ClaimError, Partition};
 use crate::storage::codec::CodecError;
-use crate::storage::{Durability, PartitionLog};
+use crate::storage::{Durability, PartitionLog, StorageError};
 
 /// Why a file-backed append did not happen (or is not known durable).
 pub(crate) enum JournalFailure<T> {
@@ -90,8 +90,10 @@ impl<T> Journal<T> {
             return Err(JournalFailure::Storage(err.to_string(), entry));
         }
         entry.timestamp = crate::clock::now_nanos();
-        let offset = match log.append(entry.timestamp, entry.key.as_deref(), scratch) {
-            Ok(offset) => offset,
+        let (offset, unsynced) = match log.append(entry.timestamp, entry.key.as_deref(), scratch) {
+            Ok(offset) => (offset, None),
+            // Written, so it takes its offset in memory too.
+            Err(StorageError::NotDurable { offset, source }) => (offset, Some(source.to_string())),
             Err(err) => return Err(JournalFailure::Storage(err.to_string(), entry)),
         };
         let claim = match part.claim(1) {
@@ -105,9 +107,10 @@ impl<T> Journal<T> {
             let _ = log.retain(self.retain_bytes, self.retain_age, entry.timestamp);
         }
         drop(state);
-        let synced = match self.durability {
-            Durability::Always => self.sync_through(offset + 1),
-            _ => Ok(()),
+        let synced = match (unsynced, self.durability) {
+            (Some(message), _) => Err(message),
+            (None, Durability::Always) => self.sync_through(offset + 1),
+            (None, _) => Ok(()),
         };
         part.publish(claim, std::iter::once(entry));
         synced

@@ -324,41 +324,73 @@ impl PartitionLog {
             self.recover_from_failed_write()?;
             return Err(StorageError::Io { path, source });
         }
-        let segment = self.segments.last_mut().expect("active");
         if self.bytes_since_index >= self.config.index_interval_bytes {
-            let relative = (offset - segment.base) as u32;
-            let position = segment.bytes as u32;
-            segment.index.push((relative, position));
-            segment.times.push(timestamp);
-            let mut entry = [0u8; 8];
-            entry[..4].copy_from_slice(&relative.to_le_bytes());
-            entry[4..].copy_from_slice(&position.to_le_bytes());
-            let mut time = [0u8; 12];
-            time[..8].copy_from_slice(&timestamp.to_le_bytes());
-            time[8..].copy_from_slice(&relative.to_le_bytes());
-            // Indexes are rebuilt on recovery, so a failure here loses nothing.
-            let _ = self.active_index.append(&entry);
-            let _ = self.active_timeindex.append(&time);
-            self.bytes_since_index = 0;
+            self.write_index_entry(offset, timestamp);
         }
+        let segment = self.segments.last_mut().expect("active");
         self.bytes_since_index += frame_len;
         segment.bytes += frame_len;
         segment.last_timestamp = timestamp;
         self.next_offset += 1;
         self.unsynced = true;
         match self.config.durability {
-            Durability::Always => self.sync()?,
-            Durability::Interval(every) if self.last_sync.elapsed() >= every => self.sync()?,
+            Durability::Always => {
+                if let Err(err) = self.sync() {
+                    // Written (and kept: a retry would duplicate it), but maybe not durable.
+                    return Err(StorageError::NotDurable {
+                        offset,
+                        source: Box::new(err),
+                    });
+                }
+            }
+            // A failed interval fsync is retried by the next one (and reported by an explicit
+            // `sync`); the record itself was written.
+            Durability::Interval(every) if self.last_sync.elapsed() >= every => {
+                let _ = self.sync();
+            }
             _ => {}
         }
         Ok(offset)
     }
 
-    /// After a failed write: drops the writer (whose buffer may hold part of the frame, and,
-    /// unless every append is synced, earlier frames), and cuts the file back to its last
-    /// whole frame, so that nothing partial is ever visible. If earlier frames did not reach
-    /// the file, the partition refuses appends until it is reopened (recovery then serves what
-    /// is on disk): that loss is the unsynced window the durability level allows.
+    /// Appends an entry to the active segment's offset and timestamp indexes for the record
+    /// at `offset`, which starts at the segment's current end. Indexes are rebuilt on
+    /// recovery, so a failed write loses nothing; it is cut back (both files, so that they
+    /// stay aligned and agree), and the entry is tried again with the next record.
+    fn write_index_entry(&mut self, offset: u64, timestamp: u64) {
+        let segment = self.segments.last_mut().expect("active");
+        let relative = (offset - segment.base) as u32;
+        let position = segment.bytes as u32;
+        let mut entry = [0u8; 8];
+        entry[..4].copy_from_slice(&relative.to_le_bytes());
+        entry[4..].copy_from_slice(&position.to_le_bytes());
+        let mut time = [0u8; 12];
+        time[..8].copy_from_slice(&timestamp.to_le_bytes());
+        time[8..].copy_from_slice(&relative.to_le_bytes());
+        let written = self
+            .active_index
+            .append(&entry)
+            .and_then(|()| self.active_timeindex.append(&time));
+        if written.is_err() {
+            let entries = segment.index.len() as u64;
+            for (ext, size) in [("index", 8), ("timeindex", 12)] {
+                let _ = self
+                    .fs
+                    .truncate(&file(&self.dir, segment.base, ext), entries * size);
+            }
+            return;
+        }
+        segment.index.push((relative, position));
+        segment.times.push(timestamp);
+        self.bytes_since_index = 0;
+    }
+
+    /// After a failed write (a full disk, say): reopens the file and cuts it back to its last
+    /// whole frame, so that nothing partial is ever visible and the next append starts clean:
+    /// appends go on in place once the disk has room again. Every earlier frame was written
+    /// before it was acknowledged, so nothing acknowledged is cut. Only if the file is
+    /// shorter than what was written to it (something else truncated it) does the partition
+    /// refuse appends until it is reopened and recovered.
     fn recover_from_failed_write(&mut self) -> Result<(), StorageError> {
         let segment = self.segments.last().expect("active");
         let path = file(&self.dir, segment.base, "log");

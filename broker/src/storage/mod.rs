@@ -171,8 +171,17 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
-    /// An earlier write failed after buffered records were acknowledged; reopen the partition
-    /// to recover what is on disk.
-    #[error("an earlier write failed: reopen the partition to recover")]
+    /// The active segment is shorter than what was written to it (something else truncated
+    /// it): reopen the partition to recover what is on disk.
+    #[error("the active segment lost bytes written to it: reopen the partition to recover")]
     Failed,
+    /// The record was written (it is kept, and its offset is taken) but the fsync that
+    /// `Durability::Always` asks for failed: it may not survive a power loss.
+    #[error("record {offset} was written but not made durable: {source}")]
+    NotDurable {
+        /// Its offset.
+        offset: u64,
+        /// Why the fsync failed.
+        source: Box<StorageError>,
+    },
 }

@@ -5,7 +5,7 @@ use std::task::Poll;
 
 use crate::block::Entry;
 use crate::clock::now_nanos;
-use crate::durable::{Journal, JournalFailure};
+use crate::durable::{self, Journal, JournalFailure};
 use crate::error::{SendError, TrySendError};
 use crate::notify::Wake;
 use crate::partition::{ClaimError, Partition};
@@ -21,6 +21,16 @@ use crate::topic_state::TopicState;
 /// On a topic bounded with [`Overflow::Block`](crate::Overflow::Block), a send waits while the
 /// partition is full; [`try_send`](Self::try_send) returns [`TrySendError::Full`] instead.
 /// Every error gives the value back.
+///
+/// # File-backed topics
+///
+/// An async send (`send`, `send_keyed`, `send_to`, `send_batch`) hands the file work (encode,
+/// `write`, and the fsync of [`Durability::Always`](crate::storage::Durability::Always)) to
+/// the topic's writer thread and waits for it: it never blocks the executor's thread. The
+/// writer serves every async sender of the topic, so concurrent sends share its writes and
+/// fsyncs. Dropping a send's future before the writer took the value cancels it; after, the
+/// value is appended all the same. The blocking and `try_` forms do the file work on the
+/// calling thread (the `try_` forms do not wait for room, but do write).
 pub struct Producer<T> {
     topic: Arc<TopicState<T>>,
     /// Round-robin counter for unkeyed sends; each handle has its own.
@@ -213,6 +223,13 @@ impl<T> Producer<T> {
     async fn send_route(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
         let (target, entry) = self.partition(route, value)?;
         let part = target.part;
+        if let Some(writer) = self.topic.writer() {
+            // File work goes to the topic's writer thread: this task only waits.
+            return durable::send(writer, part, vec![entry])
+                .await
+                .map(|last| last.expect("one value was sent"))
+                .map_err(durable::single);
+        }
         let mut entry = Some(entry);
         let mut waiter = None;
         let result = poll_fn(|cx| {
@@ -338,22 +355,6 @@ impl<T> Producer<T> {
         }
     }
 
-    /// A batch into a file-backed partition: one journaled append per value.
-    async fn send_each(
-        &self,
-        partition: u32,
-        mut values: impl Iterator<Item = T>,
-    ) -> Result<Option<Position>, SendError<Vec<T>>> {
-        let mut last = None;
-        while let Some(value) = values.next() {
-            match self.send_route(Route::Partition(partition), value).await {
-                Ok(position) => last = Some(position),
-                Err(err) => return Err(rest_of_batch(err, values)),
-            }
-        }
-        Ok(last)
-    }
-
     fn send_each_blocking(
         &self,
         partition: u32,
@@ -386,8 +387,16 @@ impl<T> Producer<T> {
         I::IntoIter: ExactSizeIterator,
     {
         let (part, mut values) = self.batch_partition(partition, values.into_iter())?;
-        if self.topic.journal(partition).is_some() {
-            return self.send_each(partition, values).await;
+        if let Some(writer) = self.topic.writer() {
+            // One request to the topic's writer thread for the whole batch.
+            let entries = values
+                .map(|value| Entry {
+                    timestamp: 0,
+                    key: None,
+                    value,
+                })
+                .collect();
+            return durable::send(writer, part, entries).await;
         }
         let mut last = None;
         let mut waiter = None;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::{Start, TopicConfig};
-use crate::durable::{Flusher, GroupStore, Journal};
+use crate::durable::{GroupStore, Journal, Writer};
 use crate::error::{GroupError, TopicError};
 use crate::group_state::GroupState;
 use crate::name;
@@ -38,8 +38,9 @@ pub(crate) struct DurableTopic<T> {
     pub(crate) journals: Box<[std::sync::Arc<Journal<T>>]>,
     groups: std::sync::Arc<GroupStore>,
     pub(crate) reports: Vec<RecoveryReport>,
-    /// Stops its thread when the topic goes.
-    _flusher: Option<Flusher>,
+    /// Does the file work of async sends, and the fsyncs of `Durability::Interval`; stops its
+    /// thread when the topic goes.
+    pub(crate) writer: Writer<T>,
 }
 
 impl<T> TopicState<T> {
@@ -110,10 +111,14 @@ impl<T> TopicState<T> {
             partitions.push(Arc::new(part));
             reports.push(report);
         }
-        let flusher = match storage.config.durability {
-            Durability::Interval(every) => Some(Flusher::start(journals.clone(), every)),
-            _ => None,
-        };
+        let writer = Writer::start(
+            partitions
+                .iter()
+                .cloned()
+                .zip(journals.iter().cloned())
+                .collect(),
+            storage.config.durability,
+        );
         Ok(Self {
             name: name.to_owned(),
             config,
@@ -127,7 +132,7 @@ impl<T> TopicState<T> {
                     topic: name.to_owned(),
                 }),
                 reports,
-                _flusher: flusher,
+                writer,
             }),
         })
     }
@@ -149,6 +154,11 @@ impl<T> TopicState<T> {
             }
         }
         self.close();
+    }
+
+    /// The writer of a file-backed topic.
+    pub(crate) fn writer(&self) -> Option<&Writer<T>> {
+        self.durable.as_ref().map(|durable| &durable.writer)
     }
 
     /// The journal in front of partition `index`, for a file-backed topic.

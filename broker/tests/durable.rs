@@ -389,3 +389,102 @@ fn r11_a_real_full_disk_loses_nothing_acknowledged_and_appends_resume_in_place()
         );
     }
 }
+
+/// Issue 11, item 11: an async send to a file-backed topic does its file work off the
+/// executor's thread. On a single-threaded runtime, while the (simulated) disk holds a send's
+/// write or fsync, another task of the same runtime still runs, and is the one that lets the
+/// disk go on. Were the send blocking the thread, nobody could, and the disk would go on by
+/// its own time limit (which the test then reports).
+#[test]
+fn an_async_send_to_a_file_backed_topic_never_blocks_the_executor() {
+    let levels = [
+        Durability::Always,
+        Durability::Interval(std::time::Duration::from_secs(3600)),
+        Durability::Never,
+    ];
+    for durability in levels {
+        let fs = SimFs::new();
+        let broker = Broker::new();
+        let topic = broker
+            .durable_topic::<u64>("t", TopicConfig::new(), &storage(&fs, durability))
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        fs.hold();
+        let producer = topic.producer();
+        rt.block_on(async {
+            let one = tokio::spawn({
+                let producer = producer.clone();
+                async move { producer.send(7).await }
+            });
+            let batch = tokio::spawn({
+                let producer = producer.clone();
+                async move { producer.send_batch(0, [8, 9]).await }
+            });
+            for _ in 0..1_000_000 {
+                if fs.waiting() > 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            fs.release();
+            let one = one.await.unwrap().unwrap();
+            let batch = batch.await.unwrap().unwrap().unwrap();
+            assert_eq!((one.offset, batch.offset), (0, 2), "{durability:?}");
+        });
+        assert!(
+            !fs.held_too_long(),
+            "{durability:?}: a send blocked the runtime's only thread on the disk"
+        );
+        let mut reader = topic.consumer(Start::Earliest).unwrap();
+        let values: Vec<u64> = std::iter::from_fn(|| reader.try_recv().ok().map(|r| *r)).collect();
+        assert_eq!(values, [7, 8, 9], "{durability:?}");
+    }
+}
+
+/// Async sends to a file-backed topic bounded with `Overflow::Block` wait for room without
+/// blocking, and many concurrent async producers share the writer's fsyncs.
+#[test]
+fn async_sends_to_a_file_backed_topic_wait_for_room_and_share_fsyncs() {
+    let fs = SimFs::new();
+    let broker = Broker::new();
+    let topic = broker
+        .durable_topic::<u64>(
+            "t",
+            TopicConfig::new().capacity(64, broker::Overflow::Block),
+            &storage(&fs, Durability::Always),
+        )
+        .unwrap();
+    fs.set_sync_delay(std::time::Duration::from_millis(1));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut reader = topic.consumer(Start::Earliest).unwrap();
+    let before = fs.syncs();
+    let senders: Vec<_> = (0..8u64)
+        .map(|id| {
+            let producer = topic.producer();
+            rt.spawn(async move {
+                for i in 0..100 {
+                    producer.send(id * 1_000 + i).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut next = [0u64; 8];
+    for _ in 0..800 {
+        let value = *reader.recv_blocking().unwrap();
+        let (id, i) = ((value / 1_000) as usize, value % 1_000);
+        assert_eq!(i, next[id], "each producer's order is kept");
+        next[id] += 1;
+    }
+    for sender in senders {
+        rt.block_on(sender).unwrap();
+    }
+    assert_eq!(topic.end_offsets(), vec![800]);
+    let syncs = fs.syncs() - before;
+    assert!(syncs < 800, "800 acknowledged appends took {syncs} fsyncs");
+}

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::block::Entry;
-use crate::partition::{ClaimError, Partition};
+use crate::partition::{Claim, ClaimError, Partition};
 use crate::storage::codec::CodecError;
 use crate::storage::{Durability, PartitionLog, StorageError};
 
@@ -27,6 +27,34 @@ pub(crate) enum JournalFailure<T> {
 struct State {
     log: PartitionLog,
     scratch: Vec<u8>,
+}
+
+/// A record written to the files, its offset claimed in memory, not yet visible to readers.
+pub(crate) struct Written<T> {
+    claim: Claim<T>,
+    entry: Entry<T>,
+    /// The file layer could not fsync it.
+    pub(crate) unsynced: Unsynced,
+}
+
+/// Why the file layer could not fsync a written record, if it could not.
+pub(crate) struct Unsynced(Option<String>);
+
+impl Unsynced {
+    pub(crate) fn take_message(&mut self) -> Option<String> {
+        self.0.take()
+    }
+}
+
+impl<T> Written<T> {
+    pub(crate) fn offset(&self) -> u64 {
+        self.claim.offset
+    }
+
+    /// Makes it visible to the readers of `part` (the partition it was written for).
+    pub(crate) fn publish(self, part: &Partition<T>) {
+        part.publish(self.claim, std::iter::once(self.entry));
+    }
 }
 
 /// The files of one partition, and the order in which appends reach them.
@@ -69,12 +97,34 @@ impl<T> Journal<T> {
         }
     }
 
-    /// Appends `entry` to the files, then to `part`. Returns its offset.
+    /// Appends `entry` to the files, then to `part` (after its fsync with
+    /// [`Durability::Always`]). Returns its offset. Blocks the calling thread for the file
+    /// work: async producers hand it to the topic's [`Writer`](super::Writer) instead.
     pub(crate) fn append(
         &self,
         part: &Partition<T>,
-        mut entry: Entry<T>,
+        entry: Entry<T>,
     ) -> Result<u64, JournalFailure<T>> {
+        let mut written = self.write(part, entry)?;
+        let offset = written.offset();
+        let synced = match written.unsynced.take_message() {
+            Some(message) => Err(message),
+            None => self.sync_for(offset + 1),
+        };
+        written.publish(part);
+        synced
+            .map(|()| offset)
+            .map_err(|message| JournalFailure::NotDurable(offset, message))
+    }
+
+    /// Writes `entry` to the files and claims its offset in `part`, without publishing it:
+    /// the caller syncs as the durability asks ([`sync_for`](Self::sync_for)), then
+    /// publishes.
+    pub(crate) fn write(
+        &self,
+        part: &Partition<T>,
+        mut entry: Entry<T>,
+    ) -> Result<Written<T>, JournalFailure<T>> {
         let mut state = lock(&self.state);
         // Under the state lock nobody else appends, so the room seen here is still there
         // when the record is claimed below.
@@ -91,9 +141,11 @@ impl<T> Journal<T> {
         }
         entry.timestamp = crate::clock::now_nanos();
         let (offset, unsynced) = match log.append(entry.timestamp, entry.key.as_deref(), scratch) {
-            Ok(offset) => (offset, None),
+            Ok(offset) => (offset, Unsynced(None)),
             // Written, so it takes its offset in memory too.
-            Err(StorageError::NotDurable { offset, source }) => (offset, Some(source.to_string())),
+            Err(StorageError::NotDurable { offset, source }) => {
+                (offset, Unsynced(Some(source.to_string())))
+            }
             Err(err) => return Err(JournalFailure::Storage(err.to_string(), entry)),
         };
         let claim = match part.claim(1) {
@@ -106,16 +158,21 @@ impl<T> Journal<T> {
         if offset % 1024 == 1023 && (self.retain_bytes.is_some() || self.retain_age.is_some()) {
             let _ = log.retain(self.retain_bytes, self.retain_age, entry.timestamp);
         }
-        drop(state);
-        let synced = match (unsynced, self.durability) {
-            (Some(message), _) => Err(message),
-            (None, Durability::Always) => self.sync_through(offset + 1),
-            (None, _) => Ok(()),
-        };
-        part.publish(claim, std::iter::once(entry));
-        synced
-            .map(|()| offset)
-            .map_err(|message| JournalFailure::NotDurable(offset, message))
+        Ok(Written {
+            claim,
+            entry,
+            unsynced,
+        })
+    }
+
+    /// Makes every offset below `target` as durable as the durability level promises before
+    /// an acknowledgement: fsynced with [`Durability::Always`] (sharing fsyncs), nothing to
+    /// do otherwise.
+    pub(crate) fn sync_for(&self, target: u64) -> Result<(), String> {
+        match self.durability {
+            Durability::Always => self.sync_through(target),
+            Durability::Interval(_) | Durability::Never => Ok(()),
+        }
     }
 
     /// Makes every offset below `target` durable, sharing fsyncs between producers.

@@ -140,6 +140,13 @@ impl<T> Cursor<T> {
                 }
                 return Step::Ready;
             }
+            if self.block.is_missing(index as usize) {
+                // Records recovery found lost: skipped, and said so, as retention's are.
+                let end = self.part.hole_end(self.pos);
+                let skipped = end - self.pos;
+                self.jump_to(end);
+                return Step::Lagged(skipped);
+            }
             return self.empty_or_closed();
         }
     }

@@ -230,7 +230,8 @@ impl<T> From<SendError<T>> for TrySendError<T> {
 pub enum RecvError {
     /// The reader fell behind the topic's retention: `skipped` records were removed before it
     /// read them. The reader has moved to the oldest record kept, and the next receive
-    /// continues from there.
+    /// continues from there. (A file-backed topic also reports so the records its recovery
+    /// found lost: see [`Topic::recovery`](crate::Topic::recovery).)
     #[error("reader lagged behind on partition {partition}: {skipped} records were skipped")]
     Lagged {
         /// Partition where records were skipped.

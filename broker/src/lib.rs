@@ -113,8 +113,10 @@
 //! ([`storage::Durability`]: on every append, at an interval, or never). At every level an
 //! append reaches the operating system before it is acknowledged, so a killed process loses
 //! no acknowledged record; the level decides what a power loss keeps. Reopening recovers
-//! the files, cuts a torn tail, quarantines corruption, reports what it did
-//! ([`Topic::recovery`]), and replays the records into memory, where readers read them.
+//! the files: it cuts a torn tail, sets damaged bytes aside and keeps every valid record
+//! around them, reports what it did and every record it found lost ([`Topic::recovery`]),
+//! and replays the records into memory, where readers read them (a reader that reaches lost
+//! records is told it skipped them, with [`RecvError::Lagged`]).
 //!
 //! # Closing
 //!

@@ -24,6 +24,7 @@
 //! into is never freed, and a claimed offset always has its block.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::ptr;
 
 use crossbeam_utils::CachePadded;
@@ -144,6 +145,9 @@ pub(crate) struct Partition<T> {
     /// `Overflow::Block` only: the next offset each tracked reader or group will read. Lock
     /// order: `blocks` before `tracked`.
     tracked: Mutex<Vec<(u64, SharedPosition)>>,
+    /// File-backed partitions: the offsets recovery found lost, in order, each a run of
+    /// missing slots. Set while the partition is opened, never after.
+    holes: Vec<Range<u64>>,
 }
 
 // SAFETY: the raw `tail_block` pointer points into a block owned by `blocks` (an
@@ -179,6 +183,7 @@ impl<T> Partition<T> {
             data: Notifier::new(),
             space: Notifier::new(),
             tracked: Mutex::new(Vec::new()),
+            holes: Vec::new(),
         }
     }
 
@@ -291,6 +296,57 @@ impl<T> Partition<T> {
         );
     }
 
+    /// Appends `count` lost records (recovery of a file-backed partition found them gone): their
+    /// slots are complete but hold nothing, and a reader that reaches them is told it skipped
+    /// them (`Lagged`), as if retention had removed them.
+    pub(crate) fn restore_missing(&mut self, count: u64) {
+        let first = self.end();
+        let end = first + count;
+        let bs = self.block_size as u64;
+        // `&mut self`: nothing else touches the partition, so plain loads and stores do.
+        while self.end() < end {
+            let tail = self.tail.load(Ordering::Relaxed);
+            let index = tail & ((1 << self.shift) - 1);
+            let base = self.end() - index;
+            if index == 0 && end - base >= bs {
+                // A whole block of lost records: a hole, with no slot memory, in place of the
+                // fresh (empty) tail block; then the next block is installed as after a
+                // block's last claim.
+                let hole = Arc::new(Block::hole(base, self.block_size));
+                let hole_ptr = ptr::from_ref::<Block<T>>(&hole).cast_mut();
+                let fresh =
+                    std::mem::replace(lock(&self.blocks).back_mut().expect("a tail block"), hole);
+                drop(fresh);
+                self.tail_block.store(hole_ptr, Ordering::Relaxed);
+                self.tail.store(tail + bs, Ordering::Relaxed);
+                self.install_next(base + bs);
+                continue;
+            }
+            let want = usize::try_from(end - self.end()).unwrap_or(usize::MAX);
+            let claim = self
+                .claim(want)
+                .expect("a partition being opened is neither closed nor full");
+            // SAFETY: as in `publish`: the claimed slots are not written, so their block is
+            // still owned by `blocks`.
+            let block = unsafe { &*claim.block };
+            for i in 0..claim.count {
+                block.mark_missing(claim.index + i);
+            }
+        }
+        if count > 0 {
+            self.holes.push(first..end);
+        }
+    }
+
+    /// Where the run of lost records that holds `pos` ends.
+    pub(crate) fn hole_end(&self, pos: u64) -> u64 {
+        let i = self.holes.partition_point(|hole| hole.end <= pos);
+        self.holes
+            .get(i)
+            .filter(|hole| hole.contains(&pos))
+            .map_or(pos + 1, |hole| hole.end)
+    }
+
     /// Writes the claimed slots, in order, from `entries` (which yields exactly
     /// `claim.count` entries), then wakes parked readers.
     pub(crate) fn publish(&self, claim: Claim<T>, entries: impl Iterator<Item = Entry<T>>) {
@@ -401,8 +457,10 @@ impl<T> Partition<T> {
             bytes = bytes.saturating_sub(front.bytes.load(Ordering::Relaxed));
             let front = blocks.pop_front().expect("len > 1");
             // Reuse its memory unless a reader still holds it (then it is freed when the
-            // reader moves on).
-            if let Ok(block) = Arc::try_unwrap(front) {
+            // reader moves on), or it is a hole (which has none).
+            if let Ok(block) = Arc::try_unwrap(front)
+                && !block.is_hole()
+            {
                 let mut spare = lock(&self.spare);
                 if spare.len() < SPARE_BLOCKS {
                     spare.push(block.recycle());
@@ -492,6 +550,7 @@ impl<T> Partition<T> {
             for index in 0..block.len() {
                 match block.read(index) {
                     Some(entry) if entry.timestamp < nanos => {}
+                    None if block.is_missing(index) => {}
                     Some(_) | None => return block.base + index as u64,
                 }
             }

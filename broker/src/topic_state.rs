@@ -95,12 +95,15 @@ impl<T> TopicState<T> {
                 let value: T = codec::decode(&record.value).map_err(|e| {
                     fail(format!("partition {index} offset {}: {e}", record.offset))
                 })?;
+                // Records recovery found lost keep their offsets, as missing ones.
+                part.restore_missing(record.offset - part.end());
                 part.restore(
                     record.timestamp,
                     record.key.map(Vec::into_boxed_slice),
                     value,
                 );
             }
+            part.restore_missing(log.next_offset() - part.end());
             let journal = std::sync::Arc::new(Journal::new(
                 log,
                 storage.config.durability,

@@ -115,10 +115,7 @@ fn lock<X>(mutex: &Mutex<X>) -> MutexGuard<'_, X> {
 impl<T: Send + Sync + 'static> Writer<T> {
     /// Starts the writer of a topic whose partitions (with the journals in front of them)
     /// are `partitions`.
-    pub(crate) fn start(
-        partitions: Vec<Journaled<T>>,
-        durability: Durability,
-    ) -> Self {
+    pub(crate) fn start(partitions: Vec<Journaled<T>>, durability: Durability) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 requests: VecDeque::new(),
@@ -201,11 +198,7 @@ impl<T> Drop for Submitted<T> {
 }
 
 /// The writer's loop: serve requests as they come, and run the interval's fsyncs.
-fn run<T>(
-    shared: &Shared<T>,
-    partitions: &[Journaled<T>],
-    interval: Option<Duration>,
-) {
+fn run<T>(shared: &Shared<T>, partitions: &[Journaled<T>], interval: Option<Duration>) {
     let mut next_sync = interval.map(|every| Instant::now() + every);
     loop {
         let requests = {
@@ -254,10 +247,7 @@ struct Serving<T> {
 }
 
 /// Writes every request's entries, fsyncs each touched partition once, publishes, replies.
-fn serve<T>(
-    requests: VecDeque<Request<T>>,
-    partitions: &[Journaled<T>],
-) {
+fn serve<T>(requests: VecDeque<Request<T>>, partitions: &[Journaled<T>]) {
     let mut serving = Vec::with_capacity(requests.len());
     // The end of what was written, per partition: what its fsync must cover.
     let mut sync_to: Vec<Option<u64>> = vec![None; partitions.len()];

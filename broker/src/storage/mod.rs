@@ -20,12 +20,17 @@
 //! and never corrupts, reorders or duplicates what is kept.
 //!
 //! Whatever the level, recovery never serves a partial or corrupt record: frames are checked
-//! (length before allocation, then CRC) and a torn tail is cut.
+//! (length before allocation, then CRC), a torn tail is cut, and damage anywhere else is set
+//! aside while every valid frame around it is kept. Records found lost (damaged, in a deleted
+//! segment, or cut off where the index files show they were) are listed in the
+//! [`RecoveryReport`], never reused, and reported to readers as skipped.
 
 pub mod codec;
 mod frame;
 pub mod fs;
 mod log;
+mod recovery;
+mod segment;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,7 +38,8 @@ use std::time::Duration;
 use crate::error::NameError;
 
 pub use frame::FrameError;
-pub use log::{PartitionLog, RecoveryReport, StoredRecord};
+pub use log::{PartitionLog, StoredRecord};
+pub use recovery::{LostRecords, RecoveryReport};
 
 /// The directory of partition `partition` of topic `topic` under `root`. The topic name is
 /// validated first (Kafka's rules), so no name can reach outside `root`: not `..`, not a

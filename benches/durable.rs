@@ -5,6 +5,11 @@
 //! Run with: `cargo bench -p dataflow-benches --bench durable` (files under the system temp directory; about a
 //! minute). `DURABLE_RECORDS` sets the records per run (default 50 000).
 //!
+//! A second table runs async producers (`send().await` per record, and `send_batch` of 100,
+//! tasks on a 2-worker tokio runtime) beside a task that ticks every millisecond, and reports
+//! how late its ticks came: file work inside an async send delays every other task of the
+//! runtime.
+//!
 //! The last table kills a producer process with SIGKILL at random points (`DURABLE_KILLS`
 //! rounds per durability level, default 5), reopens its files and counts the acknowledged
 //! records that are gone: what each level's acknowledgement survives when the process dies.
@@ -89,6 +94,78 @@ fn append_run(durability: Durability, producers: u64, total: u64) -> Run {
         count: per * producers,
         latency,
     }
+}
+
+/// Async appends: `tasks` tasks each append their share of `total` records on a 2-worker
+/// runtime (`send().await` per record, or `send_batch(..).await` of `batch` records), while
+/// another task ticks every millisecond. Returns records/s and the latest a tick came, in
+/// milliseconds.
+fn async_run(durability: Durability, tasks: u64, batch: u64, total: u64) -> (f64, f64) {
+    let dir = fresh_dir(&format!("async-{durability:?}-{tasks}").replace(['(', ')', ' ', '.'], ""));
+    let broker = Broker::new();
+    let topic = broker
+        .durable_topic::<[u64; 4]>(
+            "bench",
+            TopicConfig::new(),
+            &Storage::dir(&dir).durability(durability),
+        )
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let per = total / tasks;
+    let (rate, late) = runtime.block_on(async {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = tokio::spawn({
+            let done = Arc::clone(&done);
+            async move {
+                let mut interval = tokio::time::interval(Duration::from_millis(1));
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut latest = Duration::ZERO;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let due = interval.tick().await;
+                    latest = latest.max(due.elapsed());
+                }
+                latest
+            }
+        });
+        let started = Instant::now();
+        let senders: Vec<_> = (0..tasks)
+            .map(|id| {
+                let producer = topic.producer();
+                tokio::spawn(async move {
+                    if batch == 1 {
+                        for i in 0..per {
+                            producer.send([id, i, 0, 0]).await.unwrap();
+                        }
+                        return;
+                    }
+                    for first in (0..per).step_by(batch as usize) {
+                        let values: Vec<[u64; 4]> = (first..(first + batch).min(per))
+                            .map(|i| [id, i, 0, 0])
+                            .collect();
+                        producer.send_batch(0, values).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let late = ticker.await.unwrap();
+        (
+            (per * tasks) as f64 / elapsed.as_secs_f64(),
+            late.as_secs_f64() * 1e3,
+        )
+    });
+    drop(topic);
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+    (rate, late)
 }
 
 /// The child side of the SIGKILL rounds: appends until killed, writing each acknowledged
@@ -199,6 +276,23 @@ fn main() {
                 us(run.latency.value_at_quantile(0.999)),
                 us(run.latency.max()),
             );
+        }
+    }
+
+    println!(
+        "\n# Async appends (`send().await`), tasks on a 2-worker tokio runtime, beside a task that ticks every millisecond\n"
+    );
+    println!("| durability, tasks | records/s | latest tick, ms |");
+    println!("|---|---:|---:|");
+    for (durability, count) in levels {
+        for (tasks, batch) in [(1, 1), (8, 1), (1, 100)] {
+            let (rate, late) = async_run(durability, tasks, batch, count);
+            let how = if batch == 1 {
+                String::new()
+            } else {
+                format!(", batches of {batch}")
+            };
+            println!("| {durability:?}, {tasks} task(s){how} | {rate:.0} | {late:.1} |");
         }
     }
 

@@ -85,11 +85,12 @@ pub(super) struct Recovered {
     pub(super) report: RecoveryReport,
 }
 
-/// A valid frame found by [`scan`].
+/// A valid frame found by [`scan`] (its record is in the records `scan` filled).
 struct Found {
     /// Where it starts in the segment, and its size.
     at: Range<usize>,
-    record: StoredRecord,
+    offset: u64,
+    timestamp: u64,
     /// Damaged bytes come right before it.
     after_damage: bool,
 }
@@ -182,7 +183,7 @@ pub(super) fn recover(
             mut found,
             mut damage,
             unreadable_tail,
-        } = scan(&data, first, max_body);
+        } = scan(&data, first, max_body, &mut out.records);
         let mut length = data.len();
         let mut cut_record = false;
         if let Some((position, err)) = unreadable_tail {
@@ -211,15 +212,15 @@ pub(super) fn recover(
         }
         let mut next = first;
         for f in &found {
-            if f.record.offset > next {
+            if f.offset > next {
                 let reason = if f.after_damage {
                     "their frames are damaged (the bytes are quarantined)"
                 } else {
                     "missing inside the segment"
                 };
-                out.lose(next..f.record.offset, &log_path, reason);
+                out.lose(next..f.offset, &log_path, reason);
             }
-            next = f.record.offset + 1;
+            next = f.offset + 1;
         }
         if cut_record {
             out.lose(
@@ -241,10 +242,9 @@ pub(super) fn recover(
         out.segments.push(Segment::of(
             base,
             length as u64,
-            found.iter().map(|f| (f.at.clone(), &f.record)),
+            found.iter().map(|f| (f.at.clone(), f.offset, f.timestamp)),
             config,
         ));
-        out.records.extend(found.into_iter().map(|f| f.record));
         expected = Some(next);
     }
     out.next_offset = expected.unwrap_or(0);
@@ -271,8 +271,9 @@ impl Recovered {
 }
 
 /// The valid frames of a segment that starts at offset `first` (or later), resynchronising
-/// past damage: a frame whose offset goes backwards is damage too.
-fn scan(data: &[u8], first: u64, max_body: usize) -> Scan {
+/// past damage: a frame whose offset goes backwards is damage too. Their records are appended
+/// to `records`.
+fn scan(data: &[u8], first: u64, max_body: usize, records: &mut Vec<StoredRecord>) -> Scan {
     let mut scan = Scan {
         found: Vec::new(),
         damage: Vec::new(),
@@ -286,13 +287,15 @@ fn scan(data: &[u8], first: u64, max_body: usize) -> Scan {
             Ok((record, size)) if record.offset >= expected => {
                 scan.found.push(Found {
                     at: position..position + size,
-                    record: StoredRecord {
-                        offset: record.offset,
-                        timestamp: record.timestamp,
-                        key: record.key.map(<[u8]>::to_vec),
-                        value: record.value.to_vec(),
-                    },
+                    offset: record.offset,
+                    timestamp: record.timestamp,
                     after_damage,
+                });
+                records.push(StoredRecord {
+                    offset: record.offset,
+                    timestamp: record.timestamp,
+                    key: record.key.map(<[u8]>::to_vec),
+                    value: record.value.to_vec(),
                 });
                 expected = record.offset + 1;
                 position += size;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::storage::fs::Fs;
-use crate::storage::{StorageConfig, StorageError, StoredRecord};
+use crate::storage::{StorageConfig, StorageError};
 
 /// One segment: `<base>.log` and its two indexes.
 pub(super) struct Segment {
@@ -31,27 +31,28 @@ impl Segment {
         }
     }
 
-    /// The segment at `base` of `bytes` bytes, holding `records` (each with its byte range
-    /// in the file), with an index entry every `index_interval_bytes` of frames.
-    pub(super) fn of<'r>(
+    /// The segment at `base` of `bytes` bytes, holding `records` (each as its byte range in
+    /// the file, offset and timestamp), with an index entry every `index_interval_bytes` of
+    /// frames.
+    pub(super) fn of(
         base: u64,
         bytes: u64,
-        records: impl IntoIterator<Item = (std::ops::Range<usize>, &'r StoredRecord)>,
+        records: impl IntoIterator<Item = (std::ops::Range<usize>, u64, u64)>,
         config: &StorageConfig,
     ) -> Self {
         let mut segment = Self::empty(base);
         segment.bytes = bytes;
         let mut since_index = u64::MAX;
-        for (at, record) in records {
+        for (at, offset, timestamp) in records {
             if since_index >= config.index_interval_bytes {
                 segment
                     .index
-                    .push(((record.offset - base) as u32, at.start as u32));
-                segment.times.push(record.timestamp);
+                    .push(((offset - base) as u32, at.start as u32));
+                segment.times.push(timestamp);
                 since_index = 0;
             }
             since_index += (at.end - at.start) as u64;
-            segment.last_timestamp = record.timestamp;
+            segment.last_timestamp = timestamp;
         }
         segment
     }

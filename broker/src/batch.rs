@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::cursor::{CursorSet, SetStep};
 use crate::error::{RecvError, TryRecvError};
 use crate::record::{OwnedRecord, Record};
-use crate::wait::{Readable, block_step, poll_step};
+use crate::wait::{Readable, block_step, poll_step, try_step};
 
 /// A reader that can fill a batch.
 pub(crate) trait BatchReader<T>: Readable {
@@ -95,6 +95,6 @@ pub(crate) fn try_recv<T: Clone, R: BatchReader<T>>(
     if max == 0 {
         return Ok(0);
     }
-    let first = reader.step();
+    let first = try_step(reader);
     fill(reader, first, max, out)
 }

@@ -26,6 +26,16 @@ pub(crate) struct Entry<T> {
     pub(crate) value: T,
 }
 
+/// What a slot holds, as [`Block::look`] sees it.
+pub(crate) enum Look {
+    /// Published: [`Block::read`] gives its entry.
+    Ready,
+    /// Not written yet.
+    Empty,
+    /// A lost record (never written).
+    Missing,
+}
+
 pub(crate) struct Slot<T> {
     /// [`EMPTY`], then once [`READY`] (with `Release`, after `entry` is fully written; read
     /// with `Acquire` before `entry` is read) or [`MISSING`]. Reset only when the block is
@@ -146,6 +156,20 @@ impl<T> Block<T> {
         self.slots
             .get(index)
             .is_none_or(|slot| slot.state.load(Ordering::Acquire) == MISSING)
+    }
+
+    /// What slot `index` holds, from one load of its state (a reader that waits for the slot
+    /// checks it in a loop while the producer writes it: one load, not two).
+    pub(crate) fn look(&self, index: usize) -> Look {
+        let Some(slot) = self.slots.get(index) else {
+            return Look::Missing; // a hole has no slots
+        };
+        // Acquire: pairs with the Release in `write` and `mark_missing`.
+        match slot.state.load(Ordering::Acquire) {
+            READY => Look::Ready,
+            MISSING => Look::Missing,
+            _ => Look::Empty,
+        }
     }
 
     /// The entry at `index`, if it was published.

@@ -9,7 +9,7 @@ use crate::cursor::{CursorSet, SetStep};
 use crate::error::{RecvError, RecvTimeoutError, SeekError, TryRecvError};
 use crate::notify::Wake;
 use crate::record::{OwnedRecord, Record};
-use crate::wait::{Readable, block_step, poll_step};
+use crate::wait::{Readable, block_step, poll_step, try_step};
 
 /// An independent reader of one, several or all partitions of a topic.
 ///
@@ -22,6 +22,10 @@ pub struct Consumer<T> {
 }
 
 impl<T> Readable for CursorSet<T> {
+    fn deferred(&mut self) -> Option<SetStep> {
+        self.take_deferred()
+    }
+
     fn step(&mut self) -> SetStep {
         CursorSet::step(self)
     }
@@ -72,7 +76,7 @@ impl<T> Consumer<T> {
 
     /// The next record if one is available now.
     pub fn try_recv(&mut self) -> Result<Record<'_, T>, TryRecvError> {
-        let step = self.set.step();
+        let step = try_step(&mut self.set);
         self.finish(step)
     }
 

@@ -1,7 +1,7 @@
 //! Reading positions: one per partition ([`Cursor`]), and a round-robin set of them
 //! ([`CursorSet`]) behind every consumer and group member.
 
-use crate::block::{Block, Entry};
+use crate::block::{Block, Entry, Look};
 use crate::config::Start;
 use crate::error::SeekError;
 use crate::notify::{Notifier, Wake};
@@ -133,21 +133,23 @@ impl<T> Cursor<T> {
                     Lookup::Behind => continue,
                 }
             }
-            if self.block.read(index as usize).is_some() {
-                self.pos += 1;
-                if self.pos - self.published >= self.publish_every {
-                    self.publish_position();
+            return match self.block.look(index as usize) {
+                Look::Ready => {
+                    self.pos += 1;
+                    if self.pos - self.published >= self.publish_every {
+                        self.publish_position();
+                    }
+                    Step::Ready
                 }
-                return Step::Ready;
-            }
-            if self.block.is_missing(index as usize) {
-                // Records recovery found lost: skipped, and said so, as retention's are.
-                let end = self.part.hole_end(self.pos);
-                let skipped = end - self.pos;
-                self.jump_to(end);
-                return Step::Lagged(skipped);
-            }
-            return self.empty_or_closed();
+                Look::Empty => self.empty_or_closed(),
+                Look::Missing => {
+                    // Records recovery found lost: skipped, and said so, as retention's are.
+                    let end = self.part.hole_end(self.pos);
+                    let skipped = end - self.pos;
+                    self.jump_to(end);
+                    Step::Lagged(skipped)
+                }
+            };
         }
     }
 
@@ -270,12 +272,22 @@ impl<T> CursorSet<T> {
         }
     }
 
-    /// Keeps a `Lagged` step for the next [`step`](Self::step) to report; any other step
-    /// would be met again, and needs no keeping.
+    /// Keeps a `Lagged` step for the next receive to report ([`take_deferred`]); any other
+    /// step would be met again, and needs no keeping.
+    ///
+    /// [`take_deferred`]: Self::take_deferred
     pub(crate) fn defer(&mut self, step: SetStep) {
         if let SetStep::Lagged { partition, skipped } = step {
             self.deferred_lag = Some((partition, skipped));
         }
+    }
+
+    /// The deferred `Lagged` step, once. Receives ask for it before they step (not inside
+    /// [`step`](Self::step): a branch there costs the per-record loop of a blocking
+    /// receive dearly).
+    pub(crate) fn take_deferred(&mut self) -> Option<SetStep> {
+        let (partition, skipped) = self.deferred_lag.take()?;
+        Some(SetStep::Lagged { partition, skipped })
     }
 
     /// Forgets a deferred `Lagged` step (after a seek, which moves past it).
@@ -285,9 +297,6 @@ impl<T> CursorSet<T> {
 
     /// One pass over the cursors, starting after the last one that gave a record.
     pub(crate) fn step(&mut self) -> SetStep {
-        if let Some((partition, skipped)) = self.deferred_lag.take() {
-            return SetStep::Lagged { partition, skipped };
-        }
         let n = self.cursors.len();
         if n == 1 {
             // One partition (every pipeline task): no round-robin arithmetic.

@@ -29,7 +29,7 @@ use crate::notify::Wake;
 use crate::record::{OwnedRecord, Position, Record};
 use crate::sync::{Arc, Ordering, lock, next_id};
 use crate::topic_state::TopicState;
-use crate::wait::{Readable, block_step, poll_step};
+use crate::wait::{Readable, block_step, poll_step, try_step};
 
 /// A consumer group of a topic. Cheap to clone.
 pub struct Group<T> {
@@ -191,6 +191,10 @@ impl<T> std::fmt::Debug for GroupMember<T> {
 }
 
 impl<T> Readable for GroupMember<T> {
+    fn deferred(&mut self) -> Option<SetStep> {
+        self.set.take_deferred()
+    }
+
     fn step(&mut self) -> SetStep {
         if !self.joined {
             return SetStep::Closed;
@@ -214,6 +218,10 @@ impl<T> Readable for GroupMember<T> {
 struct Events<'m, T>(&'m mut GroupMember<T>);
 
 impl<T> Readable for Events<'_, T> {
+    fn deferred(&mut self) -> Option<SetStep> {
+        self.0.set.take_deferred()
+    }
+
     fn step(&mut self) -> SetStep {
         let member = &mut *self.0;
         if !member.joined {
@@ -386,7 +394,7 @@ impl<T> GroupMember<T> {
     /// [`recv_event`](Self::recv_event) without waiting: [`TryRecvError::Empty`] if there is
     /// neither a change to report nor a record now.
     pub fn try_recv_event(&mut self) -> Result<MemberEvent<'_, T>, TryRecvError> {
-        let step = Events(self).step();
+        let step = try_step(&mut Events(self));
         self.event(step)
     }
 
@@ -420,7 +428,7 @@ impl<T> GroupMember<T> {
 
     /// The next record if one is available now.
     pub fn try_recv(&mut self) -> Result<GroupRecord<'_, T>, TryRecvError> {
-        let step = Readable::step(self);
+        let step = try_step(self);
         self.finish(step)
     }
 

@@ -1,6 +1,5 @@
-//! Assignment changes, as a group member reports them between its records.
-
-use crate::group::GroupRecord;
+//! Assignment changes, as a group member reports them between its records (see
+//! [`MemberEvent`](crate::MemberEvent)).
 
 /// A change of the partitions a group member owns, reported by
 /// [`GroupMember::recv_event`](crate::GroupMember::recv_event) before any record read under
@@ -19,17 +18,6 @@ pub struct AssignmentChange {
     /// committed offset, and commits of what this member read there are refused. A partition
     /// lost and got back in between is both revoked and assigned.
     pub revoked: Vec<u32>,
-}
-
-/// What [`GroupMember::recv_event`](crate::GroupMember::recv_event) gives: a change of the
-/// member's partitions, or a record.
-#[derive(Debug)]
-pub enum MemberEvent<'a, T> {
-    /// The member's partitions changed (a member joined or left the group); the records that
-    /// follow are read under the new assignment.
-    Assigned(AssignmentChange),
-    /// A record of a partition the member owns.
-    Record(GroupRecord<'a, T>),
 }
 
 /// What a member owns: `(partition, generation its tenure began in)`, by partition.

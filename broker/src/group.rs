@@ -19,7 +19,7 @@
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
-use crate::assignment::{self, AssignmentChange, Holdings, MemberEvent};
+use crate::assignment::{self, AssignmentChange, Holdings};
 use crate::batch::{self, BatchReader};
 use crate::config::Start;
 use crate::cursor::{Cursor, CursorSet, SetStep};
@@ -668,6 +668,17 @@ impl<T> Drop for GroupMember<T> {
             self.core.group.shared.leave(self.core.id);
         }
     }
+}
+
+/// What [`GroupMember::recv_event`] gives: a change of the
+/// member's partitions, or a record.
+#[derive(Debug)]
+pub enum MemberEvent<'a, T> {
+    /// The member's partitions changed (a member joined or left the group); the records that
+    /// follow are read under the new assignment.
+    Assigned(AssignmentChange),
+    /// A record of a partition the member owns.
+    Record(GroupRecord<'a, T>),
 }
 
 /// A record read by a group member; it can commit itself.

@@ -151,7 +151,7 @@ mod topic;
 mod topic_state;
 mod wait;
 
-pub use crate::assignment::{AssignmentChange, MemberEvent};
+pub use crate::assignment::AssignmentChange;
 pub use crate::broker::Broker;
 pub use crate::config::{Overflow, Start, TopicConfig};
 pub use crate::consumer::Consumer;
@@ -159,7 +159,7 @@ pub use crate::error::{
     CommitError, GroupError, NameError, RecvError, RecvTimeoutError, SeekError, SendError,
     TopicError, TryRecvError, TrySendError,
 };
-pub use crate::group::{Group, GroupMember, GroupRecord, Left};
+pub use crate::group::{Group, GroupMember, GroupRecord, Left, MemberEvent};
 pub use crate::name::{INTERNAL_PREFIX, MAX_NAME_LEN, validate as validate_name};
 pub use crate::partitioner::{murmur2, partition_for_key};
 pub use crate::producer::Producer;

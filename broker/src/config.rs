@@ -10,9 +10,12 @@ pub enum Overflow {
     /// `capacity` records behind. Nothing is ever dropped while such a reader exists. A reader's
     /// progress is published every 32 records (or a quarter of a small capacity) and whenever
     /// it waits for more, so a producer may wait for a reader that has just read a few records
-    /// more than it shows. With
-    /// no reader and no group at all, nobody can lose anything, and the oldest records are
-    /// dropped as with [`Overflow::DropOldest`].
+    /// more than it shows. With no reader and no group at all, nobody can lose anything, and
+    /// producers do not wait.
+    ///
+    /// Either way the partition is a log, not a queue: the newest `capacity` records stay
+    /// replayable (a new reader from [`Start::Earliest`] or a seek finds them) even once every
+    /// reader has read them; older ones are removed as with [`Overflow::DropOldest`].
     #[default]
     Block,
     /// The oldest records are removed; a reader that had not read them gets
@@ -61,6 +64,14 @@ impl TopicConfig {
     }
 
     /// Bounds each partition to `records` records, with the given overflow policy.
+    ///
+    /// Memory is freed a block of records at a time, so a partition holds at least the newest
+    /// `records` records (once that many were appended) and fewer than `records` plus one
+    /// block, where a block holds `records / 8` rounded down to a power of two, at least 4 and
+    /// at most 1024 records: `capacity(1_000, ..)` keeps from 1 000 to 1 063 records,
+    /// `capacity(65_536, ..)` from 65 536 to 66 559. (A block is only freed once every record
+    /// in it is written: a producer that stalls between claiming an offset and writing it
+    /// holds its block.)
     pub fn capacity(mut self, records: u64, overflow: Overflow) -> Self {
         self.capacity = Some(records);
         self.overflow = overflow;
@@ -84,7 +95,8 @@ impl TopicConfig {
     }
 
     /// Records per memory block (a power of two). Memory is allocated and freed a block at a
-    /// time; the default is 1024, or less for small capacities. Exposed for tests.
+    /// time; the default is 1024, or an eighth of a smaller capacity (see
+    /// [`capacity`](Self::capacity)). Exposed for tests.
     #[doc(hidden)]
     pub fn block_size(mut self, records: usize) -> Self {
         self.block_size = Some(records);
@@ -92,15 +104,54 @@ impl TopicConfig {
     }
 
     pub(crate) fn effective_block_size(&self) -> usize {
-        const DEFAULT: usize = 1024;
         if let Some(size) = self.block_size {
             return size;
         }
         match self.capacity {
-            // Small bounded topics keep small blocks, so that they hold close to `capacity`.
-            Some(cap) if cap < DEFAULT as u64 => (cap as usize).next_power_of_two().max(8),
-            _ => DEFAULT,
+            // Bounded topics keep blocks of at most an eighth of their capacity, so that what
+            // they hold stays within one block of `capacity`.
+            Some(cap) => bounded_block_size(cap),
+            None => MAX_AUTO_BLOCK,
         }
+    }
+
+    /// The first setting (other than the partition count) in which `requested` differs from
+    /// `self`: its name, its value here and its value there.
+    pub(crate) fn difference(
+        &self,
+        requested: &TopicConfig,
+    ) -> Option<(&'static str, String, String)> {
+        let bound = |c: &TopicConfig| c.capacity.map(|capacity| (capacity, c.overflow));
+        let differ = |setting, existing: String, requested: String| {
+            (existing != requested).then_some((setting, existing, requested))
+        };
+        let show = |value: Option<String>| value.unwrap_or_else(|| "none".to_owned());
+        differ(
+            "capacity",
+            show(bound(self).map(|(c, o)| format!("{c} ({o:?})"))),
+            show(bound(requested).map(|(c, o)| format!("{c} ({o:?})"))),
+        )
+        .or_else(|| {
+            differ(
+                "retain_bytes",
+                show(self.retain_bytes.map(|b| b.to_string())),
+                show(requested.retain_bytes.map(|b| b.to_string())),
+            )
+        })
+        .or_else(|| {
+            differ(
+                "retain_age",
+                show(self.retain_age.map(|a| format!("{a:?}"))),
+                show(requested.retain_age.map(|a| format!("{a:?}"))),
+            )
+        })
+        .or_else(|| {
+            differ(
+                "block_size",
+                self.effective_block_size().to_string(),
+                requested.effective_block_size().to_string(),
+            )
+        })
     }
 
     pub(crate) fn check(&self) -> Result<(), &'static str> {
@@ -121,6 +172,16 @@ impl TopicConfig {
             _ => Ok(()),
         }
     }
+}
+
+/// The largest block a topic gets unless told otherwise.
+const MAX_AUTO_BLOCK: usize = 1024;
+
+/// The block size of a topic bounded to `capacity` records: `capacity / 8` rounded down to a
+/// power of two, at least 4 and at most 1024.
+fn bounded_block_size(capacity: u64) -> usize {
+    let eighth = (capacity / 8).clamp(4, MAX_AUTO_BLOCK as u64);
+    1 << eighth.ilog2()
 }
 
 /// Where a reader starts, or moves to on a seek.

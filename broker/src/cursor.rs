@@ -1,7 +1,7 @@
 //! Reading positions: one per partition ([`Cursor`]), and a round-robin set of them
 //! ([`CursorSet`]) behind every consumer and group member.
 
-use crate::block::{Block, Entry};
+use crate::block::{Block, Entry, Look};
 use crate::config::Start;
 use crate::error::SeekError;
 use crate::notify::{Notifier, Wake};
@@ -133,14 +133,23 @@ impl<T> Cursor<T> {
                     Lookup::Behind => continue,
                 }
             }
-            if self.block.read(index as usize).is_some() {
-                self.pos += 1;
-                if self.pos - self.published >= self.publish_every {
-                    self.publish_position();
+            return match self.block.look(index as usize) {
+                Look::Ready => {
+                    self.pos += 1;
+                    if self.pos - self.published >= self.publish_every {
+                        self.publish_position();
+                    }
+                    Step::Ready
                 }
-                return Step::Ready;
-            }
-            return self.empty_or_closed();
+                Look::Empty => self.empty_or_closed(),
+                Look::Missing => {
+                    // Records recovery found lost: skipped, and said so, as retention's are.
+                    let end = self.part.hole_end(self.pos);
+                    let skipped = end - self.pos;
+                    self.jump_to(end);
+                    Step::Lagged(skipped)
+                }
+            };
         }
     }
 
@@ -234,6 +243,9 @@ pub(crate) enum SetStep {
         skipped: u64,
     },
     Closed,
+    /// A group member's partitions changed since it last reported them (only from
+    /// `GroupMember::recv_event` and its forms).
+    Reassigned,
 }
 
 /// Several cursors read round-robin, with one waiter identity for parking.
@@ -244,6 +256,9 @@ pub(crate) struct CursorSet<T> {
     pub(crate) waiter_id: u64,
     /// Whether the reader may still be registered in some notifier.
     registered: bool,
+    /// A `Lagged` step that a batch met after some records: its cursor has moved on, so it is
+    /// reported by the next step instead of being lost.
+    deferred_lag: Option<(u32, u64)>,
 }
 
 impl<T> CursorSet<T> {
@@ -253,7 +268,31 @@ impl<T> CursorSet<T> {
             next: 0,
             waiter_id: next_id(),
             registered: false,
+            deferred_lag: None,
         }
+    }
+
+    /// Keeps a `Lagged` step for the next receive to report ([`take_deferred`]); any other
+    /// step would be met again, and needs no keeping.
+    ///
+    /// [`take_deferred`]: Self::take_deferred
+    pub(crate) fn defer(&mut self, step: SetStep) {
+        if let SetStep::Lagged { partition, skipped } = step {
+            self.deferred_lag = Some((partition, skipped));
+        }
+    }
+
+    /// The deferred `Lagged` step, once. Receives ask for it before they step (not inside
+    /// [`step`](Self::step): a branch there costs the per-record loop of a blocking
+    /// receive dearly).
+    pub(crate) fn take_deferred(&mut self) -> Option<SetStep> {
+        let (partition, skipped) = self.deferred_lag.take()?;
+        Some(SetStep::Lagged { partition, skipped })
+    }
+
+    /// Forgets a deferred `Lagged` step (after a seek, which moves past it).
+    pub(crate) fn forget_deferred(&mut self) {
+        self.deferred_lag = None;
     }
 
     /// One pass over the cursors, starting after the last one that gave a record.

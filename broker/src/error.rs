@@ -66,6 +66,19 @@ pub enum TopicError {
         /// Partition count asked for now.
         requested: u32,
     },
+    /// The topic exists with another setting (capacity and overflow, byte or age retention,
+    /// block size) than the one asked for.
+    #[error("topic `{name}` has {setting} {existing}, not {requested}")]
+    ConfigMismatch {
+        /// Topic name.
+        name: String,
+        /// Which setting differs.
+        setting: &'static str,
+        /// Its value in the existing topic.
+        existing: String,
+        /// The value asked for now.
+        requested: String,
+    },
     /// The configuration cannot work.
     #[error("invalid configuration for topic `{name}`: {reason}")]
     InvalidConfig {
@@ -81,6 +94,12 @@ pub enum TopicError {
         name: String,
         /// What failed.
         message: String,
+    },
+    /// A topic of this name exists already ([`Broker::create_topic`](crate::Broker::create_topic)).
+    #[error("topic `{name}` exists already")]
+    AlreadyExists {
+        /// Topic name.
+        name: String,
     },
     /// No topic has this name.
     #[error("no topic named `{name}`")]
@@ -211,7 +230,8 @@ impl<T> From<SendError<T>> for TrySendError<T> {
 pub enum RecvError {
     /// The reader fell behind the topic's retention: `skipped` records were removed before it
     /// read them. The reader has moved to the oldest record kept, and the next receive
-    /// continues from there.
+    /// continues from there. (A file-backed topic also reports so the records its recovery
+    /// found lost: see [`Topic::recovery`](crate::Topic::recovery).)
     #[error("reader lagged behind on partition {partition}: {skipped} records were skipped")]
     Lagged {
         /// Partition where records were skipped.
@@ -242,6 +262,17 @@ pub enum TryRecvError {
     /// The topic is closed and every record was read.
     #[error("topic is closed and fully read")]
     Closed,
+}
+
+impl TryRecvError {
+    /// The same error from a receive that waits (which never ends `Empty`).
+    pub(crate) fn into_waiting(self) -> RecvError {
+        match self {
+            Self::Lagged { partition, skipped } => RecvError::Lagged { partition, skipped },
+            Self::Closed => RecvError::Closed,
+            Self::Empty => unreachable!("a waiting receive does not return empty"),
+        }
+    }
 }
 
 impl From<RecvError> for TryRecvError {
@@ -311,8 +342,9 @@ pub enum CommitError {
         /// How many partitions the topic has.
         partitions: u32,
     },
-    /// The member does not own this partition in the group's current generation: a rebalance
-    /// gave it to another member, which resumes from the last successful commit.
+    /// The member does not own this partition, or lost it (to a rebalance) since it read what
+    /// it commits, even if it got it back since: the partition's next owner resumed from the
+    /// last successful commit, and this member resumes from the group's committed offset.
     #[error("partition {partition} is not owned by this member in generation {generation}")]
     NotOwner {
         /// Partition.
@@ -326,6 +358,24 @@ pub enum CommitError {
         /// What failed.
         message: String,
     },
+    /// The offset is below where the member began reading the partition under its current
+    /// ownership (the group's committed offset then, or where it sought to since): it was
+    /// read under an earlier ownership, which the member lost since.
+    #[error(
+        "offset {offset} of partition {partition} is below {from}, where this member's current ownership of it began"
+    )]
+    Stale {
+        /// Partition.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// Where the member's current ownership began.
+        from: u64,
+    },
+    /// The broker was closed ([`Broker::close`](crate::Broker::close)): its groups accept
+    /// no commit any more.
+    #[error("the broker is closed")]
+    BrokerClosed,
     /// The offset is past the end of the partition.
     #[error("offset {offset} is past the end of partition {partition} ({end})")]
     OffsetOutOfRange {
@@ -359,4 +409,7 @@ pub enum GroupError {
     /// A new group's start position does not exist in some partition.
     #[error("invalid start position for group: {0}")]
     Start(#[from] SeekError),
+    /// The broker was closed ([`Broker::close`](crate::Broker::close)).
+    #[error("the broker is closed")]
+    BrokerClosed,
 }

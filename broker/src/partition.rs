@@ -24,6 +24,7 @@
 //! into is never freed, and a claimed offset always has its block.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::ptr;
 
 use crossbeam_utils::CachePadded;
@@ -144,8 +145,9 @@ pub(crate) struct Partition<T> {
     /// `Overflow::Block` only: the next offset each tracked reader or group will read. Lock
     /// order: `blocks` before `tracked`.
     tracked: Mutex<Vec<(u64, SharedPosition)>>,
-    /// File-backed partitions: every append goes through the journal first.
-    pub(crate) journal: Option<std::sync::Arc<crate::durable::Journal<T>>>,
+    /// File-backed partitions: the offsets recovery found lost, in order, each a run of
+    /// missing slots. Set while the partition is opened, never after.
+    holes: Vec<Range<u64>>,
 }
 
 // SAFETY: the raw `tail_block` pointer points into a block owned by `blocks` (an
@@ -181,7 +183,7 @@ impl<T> Partition<T> {
             data: Notifier::new(),
             space: Notifier::new(),
             tracked: Mutex::new(Vec::new()),
-            journal: None,
+            holes: Vec::new(),
         }
     }
 
@@ -202,6 +204,13 @@ impl<T> Partition<T> {
     pub(crate) fn start(&self) -> u64 {
         // Acquire: pairs with the Release in `retain`, so the blocks it dropped are seen gone.
         self.start.load(Ordering::Acquire)
+    }
+
+    /// What a reader at `pos` can still read: the records from `pos` (or from the oldest kept,
+    /// if retention removed older ones) to the end.
+    pub(crate) fn lag_from(&self, pos: u64) -> u64 {
+        let start = self.start();
+        self.end().saturating_sub(pos.max(start))
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -258,6 +267,8 @@ impl<T> Partition<T> {
                 // ever grows, so no lap ended in between: `block` is this lap's block.
                 if index + count == bs {
                     self.install_next(offset + count);
+                } else if self.holds_a_block_too_many(offset + count) {
+                    self.enforce_retention_at(offset + count);
                 }
                 return Ok(Claim {
                     block,
@@ -283,6 +294,57 @@ impl<T> Partition<T> {
                 value,
             }),
         );
+    }
+
+    /// Appends `count` lost records (recovery of a file-backed partition found them gone): their
+    /// slots are complete but hold nothing, and a reader that reaches them is told it skipped
+    /// them (`Lagged`), as if retention had removed them.
+    pub(crate) fn restore_missing(&mut self, count: u64) {
+        let first = self.end();
+        let end = first + count;
+        let bs = self.block_size as u64;
+        // `&mut self`: nothing else touches the partition, so plain loads and stores do.
+        while self.end() < end {
+            let tail = self.tail.load(Ordering::Relaxed);
+            let index = tail & ((1 << self.shift) - 1);
+            let base = self.end() - index;
+            if index == 0 && end - base >= bs {
+                // A whole block of lost records: a hole, with no slot memory, in place of the
+                // fresh (empty) tail block; then the next block is installed as after a
+                // block's last claim.
+                let hole = Arc::new(Block::hole(base, self.block_size));
+                let hole_ptr = ptr::from_ref::<Block<T>>(&hole).cast_mut();
+                let fresh =
+                    std::mem::replace(lock(&self.blocks).back_mut().expect("a tail block"), hole);
+                drop(fresh);
+                self.tail_block.store(hole_ptr, Ordering::Relaxed);
+                self.tail.store(tail + bs, Ordering::Relaxed);
+                self.install_next(base + bs);
+                continue;
+            }
+            let want = usize::try_from(end - self.end()).unwrap_or(usize::MAX);
+            let claim = self
+                .claim(want)
+                .expect("a partition being opened is neither closed nor full");
+            // SAFETY: as in `publish`: the claimed slots are not written, so their block is
+            // still owned by `blocks`.
+            let block = unsafe { &*claim.block };
+            for i in 0..claim.count {
+                block.mark_missing(claim.index + i);
+            }
+        }
+        if count > 0 {
+            self.holes.push(first..end);
+        }
+    }
+
+    /// Where the run of lost records that holds `pos` ends.
+    pub(crate) fn hole_end(&self, pos: u64) -> u64 {
+        let i = self.holes.partition_point(|hole| hole.end <= pos);
+        self.holes
+            .get(i)
+            .filter(|hole| hole.contains(&pos))
+            .map_or(pos + 1, |hole| hole.end)
     }
 
     /// Writes the claimed slots, in order, from `entries` (which yields exactly
@@ -336,9 +398,22 @@ impl<T> Partition<T> {
 
     /// Applies retention now (age retention otherwise runs only when a block fills).
     pub(crate) fn enforce_retention(&self) {
-        let end = self.end();
+        self.enforce_retention_at(self.end());
+    }
+
+    fn enforce_retention_at(&self, end: u64) {
         let mut blocks = lock(&self.blocks);
         self.retain(&mut blocks, end);
+    }
+
+    /// Whether a bounded partition whose end is `end` holds a whole block more than its
+    /// capacity, so that its oldest block can go now rather than when the next block is
+    /// installed: the bound then holds within one block, not two. One load of `start`, which
+    /// changes once per block.
+    fn holds_a_block_too_many(&self, end: u64) -> bool {
+        self.policy
+            .capacity
+            .is_some_and(|capacity| end - self.start() >= capacity + self.block_size as u64)
     }
 
     /// Drops complete blocks from the front while the policy says they are not needed.
@@ -353,8 +428,10 @@ impl<T> Partition<T> {
                     // Acquire: pairs with the reader's Release of its position.
                     .map(|(_, pos)| pos.load(Ordering::Acquire))
                     .min();
-                // With nobody tracked, nobody can lose records: keep `capacity`.
-                Some(slowest.unwrap_or_else(|| end.saturating_sub(capacity)))
+                // A bounded log keeps its newest `capacity` records replayable, whoever read
+                // them; and never drops what the slowest tracked reader has not read.
+                let newest = end.saturating_sub(capacity);
+                Some(slowest.map_or(newest, |slowest| slowest.min(newest)))
             }
             (None, _) => None,
         };
@@ -380,8 +457,10 @@ impl<T> Partition<T> {
             bytes = bytes.saturating_sub(front.bytes.load(Ordering::Relaxed));
             let front = blocks.pop_front().expect("len > 1");
             // Reuse its memory unless a reader still holds it (then it is freed when the
-            // reader moves on).
-            if let Ok(block) = Arc::try_unwrap(front) {
+            // reader moves on), or it is a hole (which has none).
+            if let Ok(block) = Arc::try_unwrap(front)
+                && !block.is_hole()
+            {
                 let mut spare = lock(&self.spare);
                 if spare.len() < SPARE_BLOCKS {
                     spare.push(block.recycle());
@@ -471,6 +550,7 @@ impl<T> Partition<T> {
             for index in 0..block.len() {
                 match block.read(index) {
                     Some(entry) if entry.timestamp < nanos => {}
+                    None if block.is_missing(index) => {}
                     Some(_) | None => return block.base + index as u64,
                 }
             }

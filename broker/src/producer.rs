@@ -5,14 +5,14 @@ use std::task::Poll;
 
 use crate::block::Entry;
 use crate::clock::now_nanos;
-use crate::durable::JournalFailure;
+use crate::durable::{self, Journal, JournalFailure};
 use crate::error::{SendError, TrySendError};
 use crate::notify::Wake;
 use crate::partition::{ClaimError, Partition};
 use crate::partitioner::partition_for_key;
 use crate::record::Position;
 use crate::sync::{Arc, AtomicUsize, Ordering, next_id, thread};
-use crate::topic::TopicShared;
+use crate::topic_state::TopicState;
 
 /// Appends records to a topic. Cheap to clone; `Send + Sync`, so one producer can be shared
 /// by many tasks, or each task can have its own clone.
@@ -21,8 +21,18 @@ use crate::topic::TopicShared;
 /// On a topic bounded with [`Overflow::Block`](crate::Overflow::Block), a send waits while the
 /// partition is full; [`try_send`](Self::try_send) returns [`TrySendError::Full`] instead.
 /// Every error gives the value back.
+///
+/// # File-backed topics
+///
+/// An async send (`send`, `send_keyed`, `send_to`, `send_batch`) hands the file work (encode,
+/// `write`, and the fsync of [`Durability::Always`](crate::storage::Durability::Always)) to
+/// the topic's writer thread and waits for it: it never blocks the executor's thread. The
+/// writer serves every async sender of the topic, so concurrent sends share its writes and
+/// fsyncs. Dropping a send's future before the writer took the value cancels it; after, the
+/// value is appended all the same. The blocking and `try_` forms do the file work on the
+/// calling thread (the `try_` forms do not wait for room, but do write).
 pub struct Producer<T> {
-    topic: Arc<TopicShared<T>>,
+    topic: Arc<TopicState<T>>,
     /// Round-robin counter for unkeyed sends; each handle has its own.
     next: AtomicUsize,
 }
@@ -123,13 +133,20 @@ enum Attempt<T> {
     Failed(SendError<T>),
 }
 
-/// Appends one entry now (through the journal of a file-backed partition).
-fn attempt<T>(part: &Partition<T>, mut entry: Entry<T>) -> Attempt<T> {
+/// Where a send goes: a partition, and the journal in front of it if the topic is file-backed.
+struct Target<'a, T> {
+    part: &'a Partition<T>,
+    journal: Option<&'a Journal<T>>,
+}
+
+/// Appends one entry now (through the journal in front of a file-backed partition).
+fn attempt<T>(target: &Target<'_, T>, mut entry: Entry<T>) -> Attempt<T> {
+    let Target { part, journal } = *target;
     let position = |offset| Position {
         partition: part.index,
         offset,
     };
-    if let Some(journal) = &part.journal {
+    if let Some(journal) = journal {
         return match journal.append(part, entry) {
             Ok(offset) => Attempt::Done(position(offset)),
             Err(JournalFailure::Refused(ClaimError::Full, e)) => Attempt::Full(e),
@@ -161,17 +178,18 @@ fn attempt<T>(part: &Partition<T>, mut entry: Entry<T>) -> Attempt<T> {
 }
 
 impl<T> Producer<T> {
-    pub(crate) fn new(topic: Arc<TopicShared<T>>) -> Self {
+    pub(crate) fn new(topic: Arc<TopicState<T>>) -> Self {
         // Different handles start on different partitions.
         let next = AtomicUsize::new(next_id() as usize);
         Self { topic, next }
     }
 
+    /// The partition (and its journal, if file-backed) a send goes to, and its entry.
     fn partition(
         &self,
         route: Route<'_>,
         value: T,
-    ) -> Result<(&Partition<T>, Entry<T>), SendError<T>> {
+    ) -> Result<(Target<'_, T>, Entry<T>), SendError<T>> {
         let partitions = self.topic.partitions.len() as u32;
         let (index, key) = match route {
             Route::RoundRobin if partitions == 1 => (0, None),
@@ -195,15 +213,27 @@ impl<T> Producer<T> {
             key,
             value,
         };
-        Ok((&self.topic.partitions[index as usize], entry))
+        let target = Target {
+            part: &self.topic.partitions[index as usize],
+            journal: self.topic.journal(index),
+        };
+        Ok((target, entry))
     }
 
     async fn send_route(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
-        let (part, entry) = self.partition(route, value)?;
+        let (target, entry) = self.partition(route, value)?;
+        let part = target.part;
+        if let Some(writer) = self.topic.writer() {
+            // File work goes to the topic's writer thread: this task only waits.
+            return durable::send(writer, part, vec![entry])
+                .await
+                .map(|last| last.expect("one value was sent"))
+                .map_err(durable::single);
+        }
         let mut entry = Some(entry);
         let mut waiter = None;
         let result = poll_fn(|cx| {
-            let pending = match attempt(part, entry.take().expect("polled after completion")) {
+            let pending = match attempt(&target, entry.take().expect("polled after completion")) {
                 Attempt::Done(pos) => return Poll::Ready(Ok(pos)),
                 Attempt::Failed(err) => return Poll::Ready(Err(err)),
                 Attempt::Full(e) => e,
@@ -211,7 +241,7 @@ impl<T> Producer<T> {
             let id = *waiter.get_or_insert_with(next_id);
             part.space
                 .register_fenced(id, &Wake::Task(cx.waker().clone()));
-            match attempt(part, pending) {
+            match attempt(&target, pending) {
                 Attempt::Done(pos) => Poll::Ready(Ok(pos)),
                 Attempt::Failed(err) => Poll::Ready(Err(err)),
                 Attempt::Full(e) => {
@@ -228,10 +258,11 @@ impl<T> Producer<T> {
     }
 
     fn send_route_blocking(&self, route: Route<'_>, value: T) -> Result<Position, SendError<T>> {
-        let (part, mut entry) = self.partition(route, value)?;
+        let (target, mut entry) = self.partition(route, value)?;
+        let part = target.part;
         let mut waiter = None;
         let result = loop {
-            entry = match attempt(part, entry) {
+            entry = match attempt(&target, entry) {
                 Attempt::Done(pos) => break Ok(pos),
                 Attempt::Failed(err) => break Err(err),
                 Attempt::Full(e) => e,
@@ -239,7 +270,7 @@ impl<T> Producer<T> {
             let id = *waiter.get_or_insert_with(next_id);
             part.space
                 .register_fenced(id, &Wake::Thread(thread::current()));
-            entry = match attempt(part, entry) {
+            entry = match attempt(&target, entry) {
                 Attempt::Done(pos) => break Ok(pos),
                 Attempt::Failed(err) => break Err(err),
                 Attempt::Full(e) => e,
@@ -253,8 +284,8 @@ impl<T> Producer<T> {
     }
 
     fn try_send_route(&self, route: Route<'_>, value: T) -> Result<Position, TrySendError<T>> {
-        let (part, entry) = self.partition(route, value)?;
-        match attempt(part, entry) {
+        let (target, entry) = self.partition(route, value)?;
+        match attempt(&target, entry) {
             Attempt::Done(pos) => Ok(pos),
             Attempt::Full(e) => Err(TrySendError::Full(e.value)),
             Attempt::Failed(err) => Err(TrySendError::Send(err)),
@@ -324,22 +355,6 @@ impl<T> Producer<T> {
         }
     }
 
-    /// A batch into a file-backed partition: one journaled append per value.
-    async fn send_each(
-        &self,
-        partition: u32,
-        mut values: impl Iterator<Item = T>,
-    ) -> Result<Option<Position>, SendError<Vec<T>>> {
-        let mut last = None;
-        while let Some(value) = values.next() {
-            match self.send_route(Route::Partition(partition), value).await {
-                Ok(position) => last = Some(position),
-                Err(err) => return Err(rest_of_batch(err, values)),
-            }
-        }
-        Ok(last)
-    }
-
     fn send_each_blocking(
         &self,
         partition: u32,
@@ -372,8 +387,16 @@ impl<T> Producer<T> {
         I::IntoIter: ExactSizeIterator,
     {
         let (part, mut values) = self.batch_partition(partition, values.into_iter())?;
-        if part.journal.is_some() {
-            return self.send_each(partition, values).await;
+        if let Some(writer) = self.topic.writer() {
+            // One request to the topic's writer thread for the whole batch.
+            let entries = values
+                .map(|value| Entry {
+                    timestamp: 0,
+                    key: None,
+                    value,
+                })
+                .collect();
+            return durable::send(writer, part, entries).await;
         }
         let mut last = None;
         let mut waiter = None;
@@ -416,7 +439,7 @@ impl<T> Producer<T> {
         I::IntoIter: ExactSizeIterator,
     {
         let (part, mut values) = self.batch_partition(partition, values.into_iter())?;
-        if part.journal.is_some() {
+        if self.topic.journal(partition).is_some() {
             return self.send_each_blocking(partition, values);
         }
         let mut last = None;

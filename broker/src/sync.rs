@@ -7,7 +7,7 @@
 pub(crate) use loom::{
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence},
+        atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence},
     },
     thread,
 };
@@ -16,7 +16,7 @@ pub(crate) use loom::{
 pub(crate) use std::{
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence},
+        atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence},
     },
     thread,
 };

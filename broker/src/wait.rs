@@ -9,15 +9,26 @@ use crate::sync::{Spin, thread};
 
 /// A reader that can try once, and register for a wake-up.
 pub(crate) trait Readable {
+    /// A step an earlier receive met but could not report (a batch that ended on a lag),
+    /// to report first.
+    fn deferred(&mut self) -> Option<SetStep>;
     fn step(&mut self) -> SetStep;
     /// Registers `wake` wherever a change could make `step` succeed, then fences.
     fn register(&mut self, wake: &Wake);
     fn unregister(&mut self);
 }
 
+/// One step, after any deferred one.
+pub(crate) fn try_step<R: Readable>(reader: &mut R) -> SetStep {
+    match reader.deferred() {
+        Some(step) => step,
+        None => reader.step(),
+    }
+}
+
 /// Polls for a step other than `Empty`.
 pub(crate) fn poll_step<R: Readable>(reader: &mut R, cx: &mut Context<'_>) -> Poll<SetStep> {
-    let step = reader.step();
+    let step = try_step(reader);
     if step != SetStep::Empty {
         reader.unregister();
         return Poll::Ready(step);
@@ -37,6 +48,9 @@ pub(crate) fn block_step<R: Readable>(
     reader: &mut R,
     deadline: Option<std::time::Instant>,
 ) -> Option<SetStep> {
+    if let Some(step) = reader.deferred() {
+        return Some(step);
+    }
     // A short, bounded spin-then-yield before parking (as crossbeam-channel's blocking
     // receive does): a record that is microseconds away costs no kernel round trip.
     let spin = Spin::new();

@@ -261,6 +261,30 @@ fn drop_oldest_reports_exact_lag_then_continues_from_oldest_kept() {
     assert_eq!(oldest + received, 100);
 }
 
+/// Issue 11, item 3: a `DropOldest` partition holds its capacity within one block (an eighth
+/// of the capacity), not up to twice it, and lag counts only what can still be read.
+#[test]
+fn drop_oldest_holds_its_capacity_within_a_block_and_lag_counts_only_what_is_kept() {
+    for (capacity, block) in [(1_000u64, 64u64), (10, 4), (65_536, 1_024)] {
+        let t = topic::<u64>(TopicConfig::new().capacity(capacity, Overflow::DropOldest));
+        let r = t.consumer(Start::Earliest).unwrap();
+        let g = t.group("g").unwrap();
+        let p = t.producer();
+        for i in 0..100_000 {
+            p.send_blocking(i).unwrap();
+            let kept = t.end_offsets()[0] - t.start_offsets()[0];
+            assert!(kept < capacity + block, "capacity {capacity}: kept {kept}");
+        }
+        let kept = t.end_offsets()[0] - t.start_offsets()[0];
+        assert!(kept >= capacity, "capacity {capacity}: kept {kept}");
+        assert_eq!(r.lag(), kept, "a reader's lag is what it can still read");
+        assert_eq!(g.lag(), vec![kept], "a group's lag too");
+        let mut m = g.join();
+        m.refresh();
+        assert_eq!(m.lag(), kept);
+    }
+}
+
 #[test]
 fn block_never_loses_and_makes_the_producer_wait() {
     let t = topic::<u64>(TopicConfig::new().capacity(8, Overflow::Block));
@@ -279,6 +303,41 @@ fn block_never_loses_and_makes_the_producer_wait() {
         assert_eq!(*r.recv_blocking().unwrap(), i);
     }
     producer.join().unwrap();
+}
+
+/// Issue 11, item 2: `Block` bounds a log, not a queue: records every reader has passed stay
+/// replayable up to the capacity.
+#[test]
+fn block_keeps_the_newest_capacity_records_replayable_after_every_reader_read_them() {
+    let t = topic::<u64>(TopicConfig::new().capacity(1_000_000, Overflow::Block));
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    for i in 0..5_200 {
+        p.send_blocking(i).unwrap();
+        assert_eq!(*r.recv_blocking().unwrap(), i);
+    }
+    assert_eq!(t.start_offsets(), vec![0]);
+    let mut late = t.consumer(Start::Earliest).unwrap();
+    assert_eq!(late.try_recv().unwrap().offset(), 0, "no `Lagged`, from 0");
+    r.seek(Start::Offset(0)).unwrap();
+    assert_eq!(*r.try_recv().unwrap(), 0);
+
+    // A small capacity, many blocks: at least the newest `capacity` records stay.
+    let t = topic::<u64>(
+        TopicConfig::new()
+            .capacity(100, Overflow::Block)
+            .block_size(8),
+    );
+    let mut r = t.consumer(Start::Earliest).unwrap();
+    let p = t.producer();
+    for i in 0..1_000 {
+        p.send_blocking(i).unwrap();
+        assert_eq!(*r.recv_blocking().unwrap(), i);
+    }
+    let start = t.start_offsets()[0];
+    assert!(start <= 900 && start > 0, "kept from {start}");
+    let mut late = t.consumer(Start::Offset(900)).unwrap();
+    assert_eq!(*late.try_recv().unwrap(), 900);
 }
 
 #[test]
@@ -406,6 +465,129 @@ fn reopening_with_another_type_or_partition_count_is_an_error() {
     ));
 }
 
+/// Issue 11, item 4: reopening a topic with other settings is an error, not a topic with the
+/// old settings.
+#[test]
+fn reopening_with_other_settings_is_an_error() {
+    let b = Broker::new();
+    let config = TopicConfig::new()
+        .partitions(2)
+        .capacity(100, Overflow::Block);
+    b.topic::<u32>("t", config.clone()).unwrap();
+    b.topic::<u32>("t", config.clone()).unwrap();
+    let other_settings = [
+        ("capacity", config.clone().capacity(200, Overflow::Block)),
+        (
+            "capacity",
+            config.clone().capacity(100, Overflow::DropOldest),
+        ),
+        ("capacity", TopicConfig::new().partitions(2)),
+        ("retain_bytes", config.clone().retain_bytes(1 << 20)),
+        (
+            "retain_age",
+            config.clone().retain_age(Duration::from_secs(60)),
+        ),
+        ("block_size", config.clone().block_size(4)),
+    ];
+    for (expected, other) in other_settings {
+        match b.topic::<u32>("t", other.clone()) {
+            Err(TopicError::ConfigMismatch { setting, .. }) => {
+                assert_eq!(setting, expected, "{other:?}")
+            }
+            other => panic!("{expected}: {other:?}"),
+        }
+    }
+    let err = b
+        .topic::<u32>("t", config.clone().capacity(200, Overflow::Block))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "topic `t` has capacity 100 (Block), not 200 (Block)"
+    );
+    assert_eq!(b.open_topic::<u32>("t").unwrap().config(), &config);
+}
+
+/// Issue 11, item 4: after `Broker::close`, joins and commits fail as sends do.
+#[test]
+fn after_the_broker_closes_joins_and_commits_fail_like_sends() {
+    let b = Broker::new();
+    let t = b.topic::<u32>("t", TopicConfig::new()).unwrap();
+    let p = t.producer();
+    p.send_blocking(1).unwrap();
+    p.send_blocking(2).unwrap();
+    let g = t.group("g").unwrap();
+    let mut m = g.join();
+    let record = m.recv_blocking().unwrap();
+    b.close();
+    assert!(matches!(p.send_blocking(3), Err(SendError::Closed(3))));
+    assert_eq!(record.commit(), Err(CommitError::BrokerClosed));
+    assert_eq!(m.commit_offset(0, 1), Err(CommitError::BrokerClosed));
+    assert_eq!(g.committed(0), Some(0));
+    assert_eq!(t.group("g").unwrap_err(), broker::GroupError::BrokerClosed);
+    assert_eq!(
+        t.group("other").unwrap_err(),
+        broker::GroupError::BrokerClosed
+    );
+    let generation = g.generation();
+    let mut late = g.join();
+    assert_eq!(late.try_recv().unwrap_err(), TryRecvError::Closed);
+    assert_eq!(late.recv_blocking().unwrap_err(), RecvError::Closed);
+    assert_eq!(
+        (g.members(), g.generation()),
+        (1, generation),
+        "not counted"
+    );
+    drop(late);
+    assert_eq!((g.members(), g.generation()), (1, generation));
+    // The member that was there reads what was appended, then `Closed`.
+    assert_eq!(*m.recv_blocking().unwrap().value(), 2);
+    assert_eq!(m.recv_blocking().unwrap_err(), RecvError::Closed);
+}
+
+/// Closing a topic (not the broker) lets members drain and commit what they read.
+#[test]
+fn after_a_topic_closes_members_drain_and_commit() {
+    let t = topic::<u32>(TopicConfig::new());
+    t.producer().send_blocking(1).unwrap();
+    let g = t.group("g").unwrap();
+    let mut m = g.join();
+    t.close();
+    m.recv_blocking().unwrap().commit().unwrap();
+    assert_eq!(g.committed(0), Some(1));
+    assert_eq!(m.recv_blocking().unwrap_err(), RecvError::Closed);
+}
+
+/// Issue 11, item 5: `create_topic` fails on an existing topic, `open_topic` on a missing one,
+/// so that a typo in a name is an error, not a new empty topic.
+#[test]
+fn create_topic_fails_on_an_existing_name_and_open_topic_on_a_missing_one() {
+    let b = Broker::new();
+    let t = b.create_topic::<u32>("orders", TopicConfig::new()).unwrap();
+    t.producer().send_blocking(1).unwrap();
+    assert_eq!(
+        b.create_topic::<u32>("orders", TopicConfig::new())
+            .unwrap_err(),
+        TopicError::AlreadyExists {
+            name: "orders".into()
+        }
+    );
+    assert_eq!(
+        b.open_topic::<u32>("orders").unwrap().end_offsets(),
+        vec![1]
+    );
+    assert_eq!(
+        b.open_topic::<u32>("ordres").unwrap_err(),
+        TopicError::NotFound {
+            name: "ordres".into()
+        }
+    );
+    assert!(matches!(
+        b.create_topic::<u32>("__x", TopicConfig::new()),
+        Err(TopicError::InvalidName { .. })
+    ));
+    assert_eq!(b.topic_names(), vec!["orders".to_owned()]);
+}
+
 #[test]
 fn invalid_configs_are_refused() {
     let b = Broker::new();
@@ -493,6 +675,225 @@ fn a_member_that_lost_a_partition_cannot_commit_it() {
         a.commit_offset(9, 0),
         Err(CommitError::NoSuchPartition { .. })
     ));
+}
+
+/// Issue 11, item 1 (R23): a member loses a partition to a rebalance and gets it back
+/// without receiving in between. What it read before the loss can no longer be committed (it
+/// would move the group's offset below what the other owner committed meanwhile), and it
+/// resumes from the group's committed offset, not from where it had read to.
+#[test]
+fn a_member_that_lost_and_regained_a_partition_cannot_commit_what_it_read_before() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..20 {
+        p.send_to_blocking(1, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    for expected in 0..5 {
+        assert_eq!(a.recv_blocking().unwrap().offset(), expected);
+    }
+    // Read under A's first tenure of partition 1, kept until after the rebalances.
+    let stale = a.recv_blocking().unwrap();
+    assert_eq!(
+        stale.position(),
+        Position {
+            partition: 1,
+            offset: 5
+        }
+    );
+    let mut b = g.join(); // partition 1 goes to B
+    for expected in 0..9 {
+        let record = b.recv_blocking().unwrap();
+        assert_eq!(
+            record.position(),
+            Position {
+                partition: 1,
+                offset: expected
+            }
+        );
+        record.commit().unwrap();
+    }
+    drop(b); // partition 1 comes back to A
+    assert_eq!(g.committed(1), Some(9));
+    assert!(matches!(
+        stale.commit(),
+        Err(CommitError::NotOwner { partition: 1, .. })
+    ));
+    assert!(matches!(
+        a.commit_offset(1, 6),
+        Err(CommitError::NotOwner { partition: 1, .. })
+    ));
+    assert_eq!(
+        g.committed(1),
+        Some(9),
+        "a stale commit never moves the offset back"
+    );
+    let resumed = a.recv_blocking().unwrap();
+    assert_eq!(
+        resumed.position(),
+        Position {
+            partition: 1,
+            offset: 9
+        },
+        "a regained partition resumes from the committed offset"
+    );
+    resumed.commit().unwrap();
+    assert_eq!(g.committed(1), Some(10));
+    // Its old positions stay refused under the new tenure too (they are below where it began).
+    assert!(matches!(
+        a.commit(Position {
+            partition: 1,
+            offset: 5
+        }),
+        Err(CommitError::Stale {
+            partition: 1,
+            offset: 6,
+            from: 9
+        })
+    ));
+    assert_eq!(g.committed(1), Some(10));
+    // A seek back makes a rewind deliberate.
+    a.seek(1, Start::Offset(2)).unwrap();
+    a.commit_offset(1, 2).unwrap();
+    assert_eq!(g.committed(1), Some(2));
+}
+
+/// A rebalance that leaves a partition with its owner does not fence its commits.
+#[test]
+fn a_rebalance_that_keeps_a_partition_with_its_owner_lets_it_commit() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    t.producer().send_to_blocking(0, 7).unwrap();
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let record = a.recv_blocking().unwrap();
+    assert_eq!(record.partition(), 0);
+    let b = g.join(); // A keeps partition 0 (sticky), B gets partition 1
+    record.commit().unwrap();
+    assert_eq!(g.committed(0), Some(1));
+    drop(b);
+}
+
+/// The assignment changes a member reports, in order.
+fn assigned(event: Result<broker::MemberEvent<'_, u32>, RecvError>) -> broker::AssignmentChange {
+    match event {
+        Ok(broker::MemberEvent::Assigned(change)) => change,
+        other => panic!("expected an assignment change, got {other:?}"),
+    }
+}
+
+/// Issue 11, item 5: a member learns of every change of its partitions before the first
+/// record read under the new assignment, including a partition lost and got back.
+#[test]
+fn assignment_changes_come_before_the_records_read_under_them() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..4 {
+        p.send_to_blocking(i % 2, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let first = assigned(a.recv_event_blocking());
+    assert_eq!(
+        (first.partitions, first.assigned, first.revoked),
+        (vec![0, 1], vec![0, 1], vec![])
+    );
+    let b = g.join();
+    let change = assigned(a.recv_event_blocking());
+    assert_eq!(
+        (change.partitions, change.assigned, change.revoked),
+        (vec![0], vec![], vec![1])
+    );
+    assert_eq!(change.generation, g.generation());
+    // Only partition 0 from here on.
+    for expected in [0, 2] {
+        match a.recv_event_blocking() {
+            Ok(broker::MemberEvent::Record(record)) => {
+                assert_eq!((record.partition(), *record.value()), (0, expected))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(b);
+    let change = assigned(a.recv_event_blocking());
+    assert_eq!((change.assigned, change.revoked), (vec![1], vec![]));
+    // A partition lost and got back between two calls is both revoked and assigned.
+    let c = g.join();
+    drop(c);
+    let change = assigned(a.recv_event_blocking());
+    assert_eq!(
+        (change.partitions, change.assigned, change.revoked),
+        (vec![0, 1], vec![1], vec![1])
+    );
+    match a.try_recv_event() {
+        Ok(broker::MemberEvent::Record(record)) => assert_eq!(record.partition(), 1),
+        other => panic!("{other:?}"),
+    }
+    // A rebalance that does not touch this member is not reported.
+    let t3 = topic::<u32>(TopicConfig::new().partitions(3));
+    let g3 = t3.group("g").unwrap();
+    let mut x = g3.join();
+    let mut y = g3.join();
+    assigned(x.recv_event_blocking());
+    assigned(y.recv_event_blocking());
+    let generation = g3.generation();
+    let z = g3.join(); // 3 partitions, 3 members: one moves from `x` (2 -> 1), `y` keeps its one
+    assert!(g3.generation() > generation);
+    assert_eq!(y.try_recv_event().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(assigned(x.recv_event_blocking()).revoked.len(), 1);
+    drop(z);
+}
+
+/// A member parked in `recv_event` is woken by a rebalance that changes its partitions.
+#[test]
+fn a_parked_member_is_woken_by_an_assignment_change() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    assigned(a.recv_event_blocking());
+    let h = thread::spawn(move || {
+        let change = assigned(a.recv_event_blocking());
+        (change.partitions, change.revoked)
+    });
+    thread::sleep(Duration::from_millis(20));
+    let _b = g.join();
+    assert_eq!(h.join().unwrap(), (vec![0], vec![1]));
+}
+
+/// Issue 11, item 5: `leave` rebalances at once and says where the next owner resumes.
+#[test]
+fn leave_reports_what_the_member_released_and_the_others_resume_there() {
+    let t = topic::<u32>(TopicConfig::new().partitions(2));
+    let p = t.producer();
+    for i in 0..10 {
+        p.send_to_blocking(i % 2, i).unwrap();
+    }
+    let g = t.group("g").unwrap();
+    let mut a = g.join();
+    let mut b = g.join();
+    a.refresh();
+    b.refresh();
+    let (pa, pb) = (a.assignment(), b.assignment());
+    assert_eq!((pa.len(), pb.len()), (1, 1));
+    for _ in 0..3 {
+        a.recv_blocking().unwrap().commit().unwrap();
+    }
+    let _read_not_committed = a.recv_blocking().unwrap();
+    let left = a.leave();
+    assert_eq!(
+        left.released,
+        vec![Position {
+            partition: pa[0],
+            offset: 3
+        }]
+    );
+    assert_eq!(left.generation, g.generation());
+    assert_eq!(g.members(), 1);
+    b.refresh();
+    assert_eq!(b.assignment(), vec![0, 1]);
+    assert_eq!(b.position(pa[0]), Some(3), "resumes where `a` committed");
+    assert_eq!(b.leave().released.len(), 2);
+    assert_eq!(g.members(), 0);
 }
 
 #[test]

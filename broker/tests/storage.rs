@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker::storage::fs::{Crash, Fs, OsFs, SimFs};
-use broker::storage::{Durability, PartitionLog, StorageConfig, StorageError, StoredRecord};
+use broker::storage::{
+    Durability, PartitionLog, RecoveryReport, StorageConfig, StorageError, StoredRecord,
+};
 
 fn config(durability: Durability) -> StorageConfig {
     StorageConfig {
@@ -46,6 +48,27 @@ fn assert_prefix(records: &[StoredRecord], n: u64) {
     }
 }
 
+/// Asserts that every record is exactly what was written at its offset, in order, and that
+/// the records and the offsets the report calls lost are together exactly `0..n`: nothing
+/// served is corrupt, and nothing is lost without a report.
+fn assert_kept_or_reported(records: &[StoredRecord], report: &RecoveryReport, n: u64) {
+    let mut offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+    for record in records {
+        assert_eq!(
+            record.value,
+            value(record.offset),
+            "value at {}",
+            record.offset
+        );
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "in order, once");
+    for lost in &report.lost {
+        offsets.extend(lost.offsets.clone());
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..n).collect::<Vec<_>>(), "{report:?}");
+}
+
 #[test]
 fn records_survive_a_reopen_and_offsets_continue() {
     let fs = SimFs::new();
@@ -79,7 +102,9 @@ fn r4_always_loses_nothing_acknowledged_in_a_power_loss() {
 }
 
 /// R4 with an interval (and torn writes): loss is limited to what came after the last sync;
-/// nothing kept is corrupt, reordered or duplicated; a torn tail is cut and reported.
+/// nothing kept is corrupt, reordered or duplicated; a torn tail is cut and reported. Offsets
+/// the index files show were written but that the segment lost are reported lost, and new
+/// records start after them (so that no offset ever names two records).
 #[test]
 fn r4_interval_loses_at_most_the_unsynced_tail_and_never_corrupts() {
     for torn in [0usize, 1, 7, 19, 33, 64, 200] {
@@ -105,6 +130,9 @@ fn r4_interval_loses_at_most_the_unsynced_tail_and_never_corrupts() {
             "kept {kept}: synced records are never lost"
         );
         assert_prefix(&records, kept);
+        let next = log.next_offset();
+        assert!((kept..=70).contains(&next), "{next}");
+        assert_kept_or_reported(&records, &report, next);
         if torn > 0 && kept < 70 {
             assert!(
                 report.truncated.is_some() || torn < 8,
@@ -112,13 +140,14 @@ fn r4_interval_loses_at_most_the_unsynced_tail_and_never_corrupts() {
             );
         }
         assert_eq!(
-            log.append(0, None, &value(kept)).unwrap(),
-            kept,
-            "appends continue densely"
+            log.append(0, None, &value(next)).unwrap(),
+            next,
+            "appends continue after every offset known written"
         );
         drop(log);
         let (_, records, report) = open(&fs, Durability::Always);
-        assert_prefix(&records, kept + 1);
+        assert_kept_or_reported(&records, &report, next + 1);
+        assert_eq!(records.len() as u64, kept + 1);
         assert!(
             report.truncated.is_none(),
             "the cut tail left a clean file: {report:?}"
@@ -127,7 +156,8 @@ fn r4_interval_loses_at_most_the_unsynced_tail_and_never_corrupts() {
 }
 
 /// R5: random bytes flipped in closed segments: recovery never panics, serves only valid
-/// records (a prefix, exactly as written), and reports where it stopped.
+/// records (each exactly as written), keeps every valid record after the damage, and reports
+/// the damage and every record it lost.
 #[test]
 fn r5_byte_flips_in_closed_segments_are_detected_and_never_served() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -154,19 +184,157 @@ fn r5_byte_flips_in_closed_segments_are_detected_and_never_served() {
         let len = fs.read(target).unwrap().len();
         let at = next() as usize % len;
         fs.corrupt(target, at, 1 << (next() % 8));
-        let (_, records, report) = open(&fs, Durability::Always);
+        let (mut log, records, report) = open(&fs, Durability::Always);
         assert!(
             records.len() < 80,
             "round {round}: the flip must be noticed"
         );
-        assert_prefix(&records, records.len() as u64);
-        let (path, _, _) = report.corrupt.expect("corruption is reported");
+        assert_kept_or_reported(&records, &report, 80);
+        assert!(
+            records.last().is_some_and(|r| r.offset == 79),
+            "round {round}: the records after the damage are kept"
+        );
+        let (path, _, _) = report.corrupt.clone().expect("corruption is reported");
         assert_eq!(&path, target);
         assert!(
             !report.quarantined.is_empty(),
-            "the bad files are kept aside"
+            "the bad bytes are kept aside"
         );
+        // The segment was rewritten without the damage: the next open finds none, and
+        // reports the same lost records again.
+        assert_eq!(log.append(0, None, &value(80)).unwrap(), 80);
+        drop(log);
+        let (_, again, second) = open(&fs, Durability::Always);
+        assert!(second.corrupt.is_none(), "round {round}: {second:?}");
+        let offsets =
+            |r: &RecoveryReport| r.lost.iter().map(|l| l.offsets.clone()).collect::<Vec<_>>();
+        assert_eq!(offsets(&second), offsets(&report), "round {round}");
+        assert_eq!(again.len(), records.len() + 1);
     }
+}
+
+/// R21 (issue 11, item 8): one byte flipped inside the active segment: every valid frame
+/// after the damage is still served, the damage is reported and quarantined, and appends go
+/// on after it.
+#[test]
+fn r21_a_flip_in_the_active_segment_keeps_every_valid_frame_after_it() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..300 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let fs = SimFs::new();
+        let big = StorageConfig {
+            segment_bytes: 1 << 20,
+            ..config(Durability::Always)
+        };
+        let dir = Path::new("/data/t-0");
+        let (mut log, _, _) = PartitionLog::open(Arc::new(fs.clone()), dir, big.clone()).unwrap();
+        for i in 0..200 {
+            log.append(i, None, &value(i)).unwrap();
+        }
+        drop(log);
+        let segment = dir.join("00000000000000000000.log");
+        let len = fs.read(&segment).unwrap().len();
+        let at = seed as usize % len;
+        fs.corrupt(&segment, at, 1 << (seed % 8));
+        let (mut log, records, report) =
+            PartitionLog::open(Arc::new(fs.clone()), dir, big.clone()).unwrap();
+        assert_kept_or_reported(&records, &report, 200);
+        let lost = report.lost_records();
+        assert!(
+            (1..=2).contains(&lost),
+            "round {round}: a flip in one frame loses that frame (at byte {at}): {report:?}"
+        );
+        assert!(
+            report.corrupt.is_some() || report.truncated.is_some(),
+            "{report:?}"
+        );
+        assert_eq!(log.append(0, None, &value(200)).unwrap(), 200);
+    }
+}
+
+/// Issue 11, item 9: a deleted segment file (its index files left behind) and a segment cut
+/// exactly at a frame boundary lose records with a report; the offsets are not reused.
+#[test]
+fn deleted_and_cut_segments_are_reported_from_their_indexes() {
+    // A deleted segment in the middle.
+    let fs = SimFs::new();
+    let (mut log, _, _) = open(&fs, Durability::Always);
+    for i in 0..100 {
+        log.append(i, None, &value(i)).unwrap();
+    }
+    drop(log);
+    let logs: Vec<PathBuf> = fs
+        .paths()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    assert!(logs.len() >= 4);
+    fs.remove(&logs[1]).unwrap();
+    let (_, records, report) = open(&fs, Durability::Always);
+    assert_kept_or_reported(&records, &report, 100);
+    assert_eq!(report.lost.len(), 1, "{report:?}");
+    assert_eq!(report.lost[0].segment, logs[1]);
+    assert!(report.lost[0].reason.contains("missing"), "{report:?}");
+
+    // The last segment deleted: its index says how far it went.
+    let fs = SimFs::new();
+    let (mut log, _, _) = open(&fs, Durability::Always);
+    for i in 0..100 {
+        log.append(i, None, &value(i)).unwrap();
+    }
+    drop(log);
+    let last = fs
+        .paths()
+        .into_iter()
+        .rfind(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    fs.remove(&last).unwrap();
+    let (mut log, records, report) = open(&fs, Durability::Always);
+    let known = log.next_offset();
+    assert!(known > records.len() as u64, "{report:?}");
+    assert_kept_or_reported(&records, &report, known);
+    assert_eq!(
+        log.append(0, None, &value(known)).unwrap(),
+        known,
+        "no reuse"
+    );
+    drop(log);
+    let (log, _, again) = open(&fs, Durability::Always);
+    assert_eq!(
+        log.next_offset(),
+        known + 1,
+        "not reused after a restart either"
+    );
+    assert_eq!(again.lost_records(), report.lost_records(), "{again:?}");
+
+    // The active segment cut exactly at a frame boundary.
+    let fs = SimFs::new();
+    let (mut log, _, _) = open(&fs, Durability::Always);
+    let mut frame_ends = Vec::new();
+    let segment = Path::new("/data/t-0/00000000000000000000.log");
+    for i in 0..20 {
+        log.append(i, None, &value(i)).unwrap();
+        frame_ends.push(fs.read(segment).unwrap().len());
+    }
+    drop(log);
+    let fs_config = config(Durability::Always);
+    assert!(
+        frame_ends[19] as u64 <= fs_config.segment_bytes,
+        "one segment"
+    );
+    // Cut after record 9: records 10..20 vanish on a frame boundary, but the index has an
+    // entry past the cut (one every 128 bytes).
+    fs.truncate(segment, frame_ends[9] as u64).unwrap();
+    let (log, records, report) = open(&fs, Durability::Always);
+    assert_eq!(records.len(), 10);
+    assert!(report.truncated.is_none(), "a clean cut is no torn tail");
+    assert!(
+        log.next_offset() > 10,
+        "the index shows more was written: {report:?}"
+    );
+    assert_kept_or_reported(&records, &report, log.next_offset());
 }
 
 /// R11: a full disk makes appends fail; nothing acknowledged is lost, nothing partial is

@@ -17,6 +17,8 @@
 pub(crate) const HEADER: usize = 8;
 /// Fixed part of the body: `offset`, `timestamp`, `key_len`.
 const FIXED: usize = 20;
+/// The smallest frame: no key, an empty value.
+pub(crate) const MIN: usize = HEADER + FIXED;
 const NO_KEY: u32 = u32::MAX;
 
 /// A decoded frame, borrowing the buffer it was read from.
@@ -139,6 +141,21 @@ pub(crate) fn decode(buf: &[u8], max_body: usize) -> Result<(Frame<'_>, usize), 
     ))
 }
 
+/// Where the next valid frame with an offset of `min_offset` or more starts, from `from` on in
+/// `buf`: how a reader resynchronises after damaged bytes. Each position is checked cheaply
+/// first (a length within limits and within `buf`, an offset in range), so the CRC is
+/// computed only where a frame is plausible.
+pub(crate) fn find(buf: &[u8], from: usize, max_body: usize, min_offset: u64) -> Option<usize> {
+    (from..buf.len().saturating_sub(MIN - 1)).find(|&at| {
+        let len = u32_at(buf, at) as usize;
+        let offset = u64_at(buf, at + HEADER);
+        (FIXED..=max_body).contains(&len)
+            && at + HEADER + len <= buf.len()
+            && offset >= min_offset
+            && decode(&buf[at..], max_body).is_ok()
+    })
+}
+
 /// The largest body a record of at most `max_record` key and value bytes has.
 pub(crate) fn max_body(max_record: usize) -> usize {
     FIXED + max_record
@@ -190,6 +207,22 @@ mod tests {
                 assert!(decode(&flipped, 1024).is_err(), "flip at {at} bit {bit}");
             }
         }
+    }
+
+    #[test]
+    fn find_resynchronises_on_the_next_valid_frame_after_damage() {
+        let mut buf = Vec::new();
+        for offset in 0..5 {
+            encode(&mut buf, offset, 10 + offset, None, b"some value");
+        }
+        let size = buf.len() / 5;
+        // Damage the second frame: the next valid one is the third.
+        buf[size + 12] ^= 0x40;
+        assert!(decode(&buf[size..], 1024).is_err());
+        assert_eq!(find(&buf, size + 1, 1024, 1), Some(2 * size));
+        // Frames before the offset asked for are passed over.
+        assert_eq!(find(&buf, 0, 1024, 3), Some(3 * size));
+        assert_eq!(find(&buf, 4 * size + 1, 1024, 0), None);
     }
 
     #[test]

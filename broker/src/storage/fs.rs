@@ -3,15 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// A file opened for appending.
 pub trait AppendFile: Send {
-    /// Appends `buf` (buffered: not durable until [`sync`](Self::sync)).
+    /// Appends `buf`, handing it to the operating system before it returns (no buffer in
+    /// the process): a process killed afterwards keeps it; it is durable against a power
+    /// loss only after [`sync`](Self::sync).
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Makes everything appended so far durable (flush, then fsync).
+    /// Makes everything appended so far durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
 }
 
@@ -40,7 +42,8 @@ pub trait Fs: Send + Sync + 'static {
 pub struct OsFs;
 
 struct OsFile {
-    file: BufWriter<File>,
+    /// Unbuffered: every append is one `write` to the operating system.
+    file: File,
 }
 
 impl AppendFile for OsFile {
@@ -49,8 +52,7 @@ impl AppendFile for OsFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        self.file.get_ref().sync_data()
+        self.file.sync_data()
     }
 }
 
@@ -69,9 +71,7 @@ impl Fs for OsFs {
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Box::new(OsFile {
-            file: BufWriter::with_capacity(64 * 1024, file),
-        }))
+        Ok(Box::new(OsFile { file }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -123,14 +123,32 @@ struct SimState {
     syncs: u64,
     /// How long a sync takes (a real disk's fsync is not free).
     sync_delay: std::time::Duration,
+    /// Appends and syncs wait while this is set ([`SimFs::hold`]).
+    held: bool,
+    /// How many appends and syncs wait now.
+    waiting: usize,
+    /// A hold was released by its time limit rather than by [`SimFs::release`].
+    held_too_long: bool,
+}
+
+#[derive(Debug, Default)]
+struct SimShared {
+    state: Mutex<SimState>,
+    /// Signalled by [`SimFs::release`].
+    released: Condvar,
 }
 
 /// An in-memory file system that remembers what was synced, so that a test can simulate a
-/// power loss ([`SimFs::crash`]) or a full disk ([`SimFs::set_space`]).
+/// power loss ([`SimFs::crash`]), a full disk ([`SimFs::set_space`]), or a disk that does not
+/// answer ([`SimFs::hold`]).
 #[derive(Debug, Default, Clone)]
 pub struct SimFs {
-    state: Arc<Mutex<SimState>>,
+    shared: Arc<SimShared>,
 }
+
+/// How long a held append or sync waits for [`SimFs::release`] before it goes on by itself
+/// (and [`SimFs::held_too_long`] says so): a test that never releases does not hang.
+const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl SimFs {
     /// An empty simulated file system.
@@ -181,8 +199,56 @@ impl SimFs {
         self.lock().files.keys().cloned().collect()
     }
 
+    /// From now on, every append and every sync waits (like a disk that does not answer)
+    /// until [`release`](Self::release), or at most 5 s.
+    pub fn hold(&self) {
+        self.lock().held = true;
+    }
+
+    /// Lets held appends and syncs go on.
+    pub fn release(&self) {
+        self.lock().held = false;
+        self.shared.released.notify_all();
+    }
+
+    /// How many appends and syncs wait for [`release`](Self::release) now.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting
+    }
+
+    /// Whether a held append or sync went on by its time limit, not by
+    /// [`release`](Self::release).
+    pub fn held_too_long(&self) -> bool {
+        self.lock().held_too_long
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits while the file system is held; returns its state locked.
+    fn pass_hold(&self) -> std::sync::MutexGuard<'_, SimState> {
+        let mut state = self.lock();
+        if !state.held {
+            return state;
+        }
+        state.waiting += 1;
+        let deadline = std::time::Instant::now() + HOLD_LIMIT;
+        while state.held {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                state.held_too_long = true;
+                break;
+            }
+            state = self
+                .shared
+                .released
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        state.waiting -= 1;
+        state
     }
 }
 
@@ -193,7 +259,7 @@ struct SimAppend {
 
 impl AppendFile for SimAppend {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        let mut state = self.fs.lock();
+        let mut state = self.fs.pass_hold();
         if let Some(space) = state.space {
             if buf.len() > space {
                 return Err(io::Error::new(
@@ -213,7 +279,7 @@ impl AppendFile for SimAppend {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        let delay = self.fs.lock().sync_delay;
+        let delay = self.fs.pass_hold().sync_delay;
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }

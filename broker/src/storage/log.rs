@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::storage::frame::{self, FrameError};
+use crate::storage::frame;
 use crate::storage::fs::{AppendFile, Fs};
+use crate::storage::recovery::{Recovered, RecoveryReport, recover};
+use crate::storage::segment::{Segment, file, io};
 use crate::storage::{Durability, StorageConfig, StorageError};
 
 /// A record as stored.
@@ -27,36 +29,6 @@ pub struct StoredRecord {
     pub key: Option<Vec<u8>>,
     /// Encoded value.
     pub value: Vec<u8>,
-}
-
-/// What recovery found and did when a partition was opened.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Segments read.
-    pub segments: usize,
-    /// Valid records found.
-    pub records: u64,
-    /// A torn tail cut from the active segment: (segment, position, bytes cut, why).
-    pub truncated: Option<(PathBuf, u64, u64, FrameError)>,
-    /// The first corrupt frame of a closed segment: (segment, position, why). The records from
-    /// there on are not served; the files are kept, renamed with `.quarantined`.
-    pub corrupt: Option<(PathBuf, u64, String)>,
-    /// Files renamed to `*.quarantined`.
-    pub quarantined: Vec<PathBuf>,
-    /// Index files written anew (missing or not matching their segment).
-    pub rebuilt_indexes: usize,
-}
-
-struct Segment {
-    base: u64,
-    /// Bytes of valid frames.
-    bytes: u64,
-    /// Newest timestamp in the segment.
-    last_timestamp: u64,
-    /// (relative offset, position) pairs, as in the `.index` file.
-    index: Vec<(u32, u32)>,
-    /// The timestamp of the record at each `index` entry, as in the `.timeindex` file.
-    times: Vec<u64>,
 }
 
 /// One partition's segment files.
@@ -87,134 +59,33 @@ impl std::fmt::Debug for PartitionLog {
     }
 }
 
-fn file(dir: &Path, base: u64, extension: &str) -> PathBuf {
-    dir.join(format!("{base:020}.{extension}"))
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 impl PartitionLog {
-    /// Opens (or creates) the partition in `dir`, recovering what is there: every valid
-    /// record, in offset order, and a report of what was cut or quarantined.
+    /// Opens (or creates) the partition in `dir`, recovering what is there (see
+    /// [`RecoveryReport`]): every valid record, in offset order (with gaps where records
+    /// were found lost), and a report of what was cut, quarantined or lost.
     pub fn open(
         fs: Arc<dyn Fs>,
         dir: &Path,
         config: StorageConfig,
     ) -> Result<(Self, Vec<StoredRecord>, RecoveryReport), StorageError> {
         fs.create_dir_all(dir).map_err(io(dir))?;
-        let mut bases: Vec<u64> = fs
-            .list(dir)
-            .map_err(io(dir))?
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .filter_map(|p| p.file_stem()?.to_str()?.parse().ok())
-            .collect();
-        bases.sort_unstable();
-        let mut report = RecoveryReport::default();
-        let mut records = Vec::new();
-        let mut segments = Vec::new();
-        let max_body = frame::max_body(config.max_record_bytes);
-        let mut expected = bases.first().copied().unwrap_or(0);
-        for (i, &base) in bases.iter().enumerate() {
-            let path = file(dir, base, "log");
-            let data = fs.read(&path).map_err(io(&path))?;
-            report.segments += 1;
-            let last = i + 1 == bases.len();
-            let mut segment = Segment {
-                base,
-                bytes: 0,
-                last_timestamp: 0,
-                index: Vec::new(),
-                times: Vec::new(),
-            };
-            let mut position = 0usize;
-            let mut since_index = u64::MAX;
-            let mut failure = None;
-            if base != expected {
-                failure = Some(format!(
-                    "segment starts at offset {base}, expected {expected}"
-                ));
-            }
-            while failure.is_none() && position < data.len() {
-                match frame::decode(&data[position..], max_body) {
-                    Ok((record, size)) if record.offset == expected => {
-                        if since_index >= config.index_interval_bytes {
-                            segment
-                                .index
-                                .push(((expected - base) as u32, position as u32));
-                            segment.times.push(record.timestamp);
-                            since_index = 0;
-                        }
-                        since_index += size as u64;
-                        segment.last_timestamp = record.timestamp;
-                        records.push(StoredRecord {
-                            offset: record.offset,
-                            timestamp: record.timestamp,
-                            key: record.key.map(<[u8]>::to_vec),
-                            value: record.value.to_vec(),
-                        });
-                        expected += 1;
-                        position += size;
-                    }
-                    Ok((record, _)) => {
-                        failure = Some(format!(
-                            "offset {} where {expected} was expected",
-                            record.offset
-                        ));
-                    }
-                    Err(err) if last => {
-                        let cut = (data.len() - position) as u64;
-                        fs.truncate(&path, position as u64).map_err(io(&path))?;
-                        report.truncated = Some((path.clone(), position as u64, cut, err));
-                        break;
-                    }
-                    Err(err) => failure = Some(err.to_string()),
-                }
-            }
-            segment.bytes = position as u64;
-            if let Some(reason) = failure {
-                // A closed segment is corrupt: keep its files for inspection, serve nothing
-                // from here on.
-                report.corrupt = Some((path.clone(), position as u64, reason));
-                for &later in &bases[i..] {
-                    for ext in ["log", "index", "timeindex"] {
-                        let from = file(dir, later, ext);
-                        let to = from.with_extension(format!("{ext}.quarantined"));
-                        if fs.rename(&from, &to).is_ok() {
-                            report.quarantined.push(to);
-                        }
-                    }
-                }
-                if position > 0 {
-                    // The valid prefix stays a segment.
-                    let mut prefix = fs.open_append(&path).map_err(io(&path))?;
-                    prefix.append(&data[..position]).map_err(io(&path))?;
-                    prefix.sync().map_err(io(&path))?;
-                    segments.push(segment);
-                }
-                break;
-            }
-            segments.push(segment);
-        }
-        report.records = records.len() as u64;
-        for segment in &segments {
-            if Self::write_indexes(&*fs, dir, segment, &records)? {
-                report.rebuilt_indexes += 1;
-            }
-        }
-        if segments.is_empty() {
-            segments.push(Segment {
-                base: expected,
-                bytes: 0,
-                last_timestamp: 0,
-                index: Vec::new(),
-                times: Vec::new(),
-            });
+        let Recovered {
+            mut segments,
+            records,
+            next_offset,
+            report,
+        } = recover(&*fs, dir, &config)?;
+        let end_of_files = segments
+            .last()
+            .map(|s| match records.last() {
+                Some(r) if r.offset >= s.base => r.offset + 1,
+                _ => s.base,
+            })
+            .unwrap_or(next_offset);
+        if segments.is_empty() || next_offset > end_of_files {
+            // Lost offsets at the end are kept from reuse by a new segment that starts past
+            // them (its name keeps them lost after the next restart too).
+            segments.push(Segment::empty(next_offset));
         }
         let active_base = segments.last().expect("non-empty").base;
         let open = |ext| {
@@ -235,7 +106,7 @@ impl PartitionLog {
             active,
             active_index,
             active_timeindex,
-            next_offset: expected,
+            next_offset,
             bytes_since_index,
             unsynced: false,
             last_sync: Instant::now(),
@@ -243,40 +114,6 @@ impl PartitionLog {
             failed: false,
         };
         Ok((log, records, report))
-    }
-
-    /// Writes a segment's index files if missing or not matching; returns whether it did.
-    fn write_indexes(
-        fs: &dyn Fs,
-        dir: &Path,
-        segment: &Segment,
-        records: &[StoredRecord],
-    ) -> Result<bool, StorageError> {
-        let mut offsets = Vec::with_capacity(segment.index.len() * 8);
-        let mut times = Vec::with_capacity(segment.index.len() * 12);
-        for &(relative, position) in &segment.index {
-            offsets.extend_from_slice(&relative.to_le_bytes());
-            offsets.extend_from_slice(&position.to_le_bytes());
-            let timestamp = records
-                .binary_search_by_key(&(segment.base + u64::from(relative)), |r| r.offset)
-                .map_or(0, |i| records[i].timestamp);
-            times.extend_from_slice(&timestamp.to_le_bytes());
-            times.extend_from_slice(&relative.to_le_bytes());
-        }
-        let mut rebuilt = false;
-        for (ext, expected) in [("index", offsets), ("timeindex", times)] {
-            let path = file(dir, segment.base, ext);
-            if fs.read(&path).ok().as_deref() != Some(expected.as_slice()) {
-                let temporary = path.with_extension(format!("{ext}.tmp"));
-                let _ = fs.remove(&temporary);
-                let mut out = fs.open_append(&temporary).map_err(io(&temporary))?;
-                out.append(&expected).map_err(io(&temporary))?;
-                out.sync().map_err(io(&temporary))?;
-                fs.rename(&temporary, &path).map_err(io(&path))?;
-                rebuilt = true;
-            }
-        }
-        Ok(rebuilt)
     }
 
     /// The next offset to be written.
@@ -289,11 +126,12 @@ impl PartitionLog {
         self.segments.first().map_or(self.next_offset, |s| s.base)
     }
 
-    /// Appends a record (key and encoded value) and returns its offset. It is durable when
-    /// this returns with [`Durability::Always`]; with `Interval(d)`, once `d` has passed since
-    /// the last sync (checked on each append and by [`sync`](Self::sync)); with `Never`, when
-    /// the operating system writes it back. On error nothing of the record is kept: the
-    /// partition is as it was.
+    /// Appends a record (key and encoded value) and returns its offset. When this returns, the
+    /// record is in the operating system's hands (a killed process keeps it); it is durable
+    /// against a power loss with [`Durability::Always`]; with `Interval(d)`, once `d` has
+    /// passed since the last sync (checked on each append and by [`sync`](Self::sync)); with
+    /// `Never`, when the operating system writes it back. On error nothing of the record is
+    /// kept: the partition is as it was.
     pub fn append(
         &mut self,
         timestamp: u64,
@@ -323,41 +161,73 @@ impl PartitionLog {
             self.recover_from_failed_write()?;
             return Err(StorageError::Io { path, source });
         }
-        let segment = self.segments.last_mut().expect("active");
         if self.bytes_since_index >= self.config.index_interval_bytes {
-            let relative = (offset - segment.base) as u32;
-            let position = segment.bytes as u32;
-            segment.index.push((relative, position));
-            segment.times.push(timestamp);
-            let mut entry = [0u8; 8];
-            entry[..4].copy_from_slice(&relative.to_le_bytes());
-            entry[4..].copy_from_slice(&position.to_le_bytes());
-            let mut time = [0u8; 12];
-            time[..8].copy_from_slice(&timestamp.to_le_bytes());
-            time[8..].copy_from_slice(&relative.to_le_bytes());
-            // Indexes are rebuilt on recovery, so a failure here loses nothing.
-            let _ = self.active_index.append(&entry);
-            let _ = self.active_timeindex.append(&time);
-            self.bytes_since_index = 0;
+            self.write_index_entry(offset, timestamp);
         }
+        let segment = self.segments.last_mut().expect("active");
         self.bytes_since_index += frame_len;
         segment.bytes += frame_len;
         segment.last_timestamp = timestamp;
         self.next_offset += 1;
         self.unsynced = true;
         match self.config.durability {
-            Durability::Always => self.sync()?,
-            Durability::Interval(every) if self.last_sync.elapsed() >= every => self.sync()?,
+            Durability::Always => {
+                if let Err(err) = self.sync() {
+                    // Written (and kept: a retry would duplicate it), but maybe not durable.
+                    return Err(StorageError::NotDurable {
+                        offset,
+                        source: Box::new(err),
+                    });
+                }
+            }
+            // A failed interval fsync is retried by the next one (and reported by an explicit
+            // `sync`); the record itself was written.
+            Durability::Interval(every) if self.last_sync.elapsed() >= every => {
+                let _ = self.sync();
+            }
             _ => {}
         }
         Ok(offset)
     }
 
-    /// After a failed write: drops the writer (whose buffer may hold part of the frame, and,
-    /// unless every append is synced, earlier frames), and cuts the file back to its last
-    /// whole frame, so that nothing partial is ever visible. If earlier frames did not reach
-    /// the file, the partition refuses appends until it is reopened (recovery then serves what
-    /// is on disk): that loss is the unsynced window the durability level allows.
+    /// Appends an entry to the active segment's offset and timestamp indexes for the record
+    /// at `offset`, which starts at the segment's current end. Indexes are rebuilt on
+    /// recovery, so a failed write loses nothing; it is cut back (both files, so that they
+    /// stay aligned and agree), and the entry is tried again with the next record.
+    fn write_index_entry(&mut self, offset: u64, timestamp: u64) {
+        let segment = self.segments.last_mut().expect("active");
+        let relative = (offset - segment.base) as u32;
+        let position = segment.bytes as u32;
+        let mut entry = [0u8; 8];
+        entry[..4].copy_from_slice(&relative.to_le_bytes());
+        entry[4..].copy_from_slice(&position.to_le_bytes());
+        let mut time = [0u8; 12];
+        time[..8].copy_from_slice(&timestamp.to_le_bytes());
+        time[8..].copy_from_slice(&relative.to_le_bytes());
+        let written = self
+            .active_index
+            .append(&entry)
+            .and_then(|()| self.active_timeindex.append(&time));
+        if written.is_err() {
+            let entries = segment.index.len() as u64;
+            for (ext, size) in [("index", 8), ("timeindex", 12)] {
+                let _ = self
+                    .fs
+                    .truncate(&file(&self.dir, segment.base, ext), entries * size);
+            }
+            return;
+        }
+        segment.index.push((relative, position));
+        segment.times.push(timestamp);
+        self.bytes_since_index = 0;
+    }
+
+    /// After a failed write (a full disk, say): reopens the file and cuts it back to its last
+    /// whole frame, so that nothing partial is ever visible and the next append starts clean:
+    /// appends go on in place once the disk has room again. Every earlier frame was written
+    /// before it was acknowledged, so nothing acknowledged is cut. Only if the file is
+    /// shorter than what was written to it (something else truncated it) does the partition
+    /// refuse appends until it is reopened and recovered.
     fn recover_from_failed_write(&mut self) -> Result<(), StorageError> {
         let segment = self.segments.last().expect("active");
         let path = file(&self.dir, segment.base, "log");
@@ -402,13 +272,7 @@ impl PartitionLog {
         self.active = log;
         self.active_index = index;
         self.active_timeindex = timeindex;
-        self.segments.push(Segment {
-            base,
-            bytes: 0,
-            last_timestamp: 0,
-            index: Vec::new(),
-            times: Vec::new(),
-        });
+        self.segments.push(Segment::empty(base));
         self.bytes_since_index = u64::MAX;
         Ok(())
     }
@@ -432,7 +296,9 @@ impl PartitionLog {
             if !(by_bytes || by_age) {
                 break;
             }
-            for ext in ["log", "index", "timeindex"] {
+            // Indexes first: a crash in between leaves a segment without indexes (rebuilt on
+            // recovery), never indexes without their segment (which recovery reports lost).
+            for ext in ["index", "timeindex", "log"] {
                 let path = file(&self.dir, oldest.base, ext);
                 let _ = self.fs.remove(&path);
             }

@@ -4,24 +4,33 @@
 //!
 //! # What an acknowledgement means
 //!
-//! An append returns once its record is written to the partition's active segment:
+//! An append returns once its record is written to the partition's active segment, that is
+//! handed to the operating system with one `write` (there is no buffer in the process), so at
+//! every level **a killed process (`kill -9`, a panic, an abort) loses no acknowledged
+//! record**. What a power loss (or a kernel crash) keeps depends on the level:
 //!
-//! * [`Durability::Always`]: written and fsynced. A power loss right after the return keeps
-//!   it.
-//! * [`Durability::Interval`]: written to the process's buffer, fsynced at the latest `d` after
-//!   the previous sync (checked on every append and on an explicit sync). A power loss can lose
-//!   the records of the last interval, never an older one, and never corrupts, reorders or
-//!   duplicates what is kept.
-//! * [`Durability::Never`]: left to the operating system; a killed process keeps what it
-//!   wrote (the page cache survives it), a power loss can lose anything not yet written back.
+//! | level | an acknowledged record survives a process kill | ... and a power loss |
+//! |---|---|---|
+//! | [`Durability::Always`] | yes | yes: fsynced before the acknowledgement |
+//! | [`Durability::Interval`]`(d)` | yes | if it is older than the last fsync, at most `d` before |
+//! | [`Durability::Never`] | yes | only once the operating system wrote it back |
+//!
+//! With `Interval(d)`, a power loss loses at most the records acknowledged since the last
+//! fsync (`d` ago or less: fsyncs run every `d` and on an explicit sync), never an older one,
+//! and never corrupts, reorders or duplicates what is kept.
 //!
 //! Whatever the level, recovery never serves a partial or corrupt record: frames are checked
-//! (length before allocation, then CRC) and a torn tail is cut.
+//! (length before allocation, then CRC), a torn tail is cut, and damage anywhere else is set
+//! aside while every valid frame around it is kept. Records found lost (damaged, in a deleted
+//! segment, or cut off where the index files show they were) are listed in the
+//! [`RecoveryReport`], never reused, and reported to readers as skipped.
 
 pub mod codec;
 mod frame;
 pub mod fs;
 mod log;
+mod recovery;
+mod segment;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +38,8 @@ use std::time::Duration;
 use crate::error::NameError;
 
 pub use frame::FrameError;
-pub use log::{PartitionLog, RecoveryReport, StoredRecord};
+pub use log::{PartitionLog, StoredRecord};
+pub use recovery::{LostRecords, RecoveryReport};
 
 /// The directory of partition `partition` of topic `topic` under `root`. The topic name is
 /// validated first (Kafka's rules), so no name can reach outside `root`: not `..`, not a
@@ -96,14 +106,18 @@ impl Storage {
     }
 }
 
-/// When appended records are fsynced.
+/// When appended records are fsynced. At every level an append is handed to the operating
+/// system before it is acknowledged, so a killed process loses nothing acknowledged; the
+/// level decides what a power loss keeps (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Never explicitly: the operating system writes back when it likes.
+    /// Never explicitly: the operating system writes back when it likes. Survives a killed
+    /// process, not a power loss.
     Never,
-    /// At most this long after the previous sync.
+    /// At most this long after the previous sync. A power loss loses at most the records of
+    /// the last interval.
     Interval(Duration),
-    /// On every append, before it returns.
+    /// On every append, before it returns. Survives a power loss.
     #[default]
     Always,
 }
@@ -163,8 +177,17 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
-    /// An earlier write failed after buffered records were acknowledged; reopen the partition
-    /// to recover what is on disk.
-    #[error("an earlier write failed: reopen the partition to recover")]
+    /// The active segment is shorter than what was written to it (something else truncated
+    /// it): reopen the partition to recover what is on disk.
+    #[error("the active segment lost bytes written to it: reopen the partition to recover")]
     Failed,
+    /// The record was written (it is kept, and its offset is taken) but the fsync that
+    /// `Durability::Always` asks for failed: it may not survive a power loss.
+    #[error("record {offset} was written but not made durable: {source}")]
+    NotDurable {
+        /// Its offset.
+        offset: u64,
+        /// Why the fsync failed.
+        source: Box<StorageError>,
+    },
 }

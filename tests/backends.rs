@@ -395,3 +395,105 @@ fn a_reader_behind_retention_is_told_exactly_what_it_missed() -> Result {
         Result::Ok(())
     })
 }
+
+/// `start_at`: a source's new group starts at the end (only what is appended from now on) or
+/// at a time (replay), on every backend that can (Kafka: not at a time).
+async fn start_at_on(url: &str) -> Result {
+    use dataflow::backend::StartAt;
+    let connection = Connection::open(url).await?;
+    let run = unique("start-at");
+    let (input, output) = (format!("{run}.in"), format!("{run}.out"));
+    let mut producer = connection.producer::<u64>(input.as_str()).await?;
+    producer.send_batch(0, [1, 2, 3]).await?;
+    let latest = Lucky::builder()
+        .input(input.as_str())
+        .output(output.as_str())
+        .options(
+            PipelineOptions::new()
+                .connection(&connection)
+                .group(&format!("{run}.latest"))
+                .start_at(StartAt::Latest),
+        )
+        .start()
+        .await?;
+    // Records keep coming until some arrive (a Kafka group may take a while to get its
+    // partitions); the ones there before the start never do.
+    let mut reader = connection
+        .reader::<u64>(output.as_str(), &format!("{run}.check"))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen = Vec::new();
+    let mut next = 100;
+    while seen.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "{url}: nothing after the start arrived"
+        );
+        producer.send_batch(0, [next]).await?;
+        next += 1;
+        for record in reader.recv_batch(16, Duration::from_millis(200)).await? {
+            seen.push(record.value.map_err(|e| e.error)?);
+        }
+    }
+    latest.shutdown().await?;
+    assert!(
+        seen.iter().all(|v| *v >= 100),
+        "{url}: read what was there before: {seen:?}"
+    );
+
+    let at = std::time::SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    producer.send_batch(0, [7, 8]).await?;
+    let replay = Lucky::builder()
+        .input(input.as_str())
+        .output(format!("{run}.replay"))
+        .options(
+            PipelineOptions::new()
+                .connection(&connection)
+                .group(&format!("{run}.replay"))
+                .start_at(StartAt::Timestamp(at)),
+        )
+        .start()
+        .await;
+    if connection.scheme() == "kafka" {
+        assert!(replay.is_err(), "kafka:// cannot start a group at a time");
+        return Ok(());
+    }
+    let replay = replay?;
+    let mut reader = connection
+        .reader::<u64>(format!("{run}.replay"), &format!("{run}.check-replay"))
+        .await?;
+    let mut replayed = Vec::new();
+    while replayed.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{url}: the replay never came: {replayed:?}"
+        );
+        for record in reader.recv_batch(16, Duration::from_millis(200)).await? {
+            replayed.push(record.value.map_err(|e| e.error)?);
+        }
+    }
+    replay.shutdown().await?;
+    assert_eq!(
+        replayed,
+        [7, 8],
+        "{url}: from the time on, and nothing before it"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_new_group_starts_at_the_end_or_at_a_time_on_every_backend() -> Result {
+    let redis = RedisServer::start();
+    let tansu = Tansu::start();
+    let dir = std::env::temp_dir().join(unique("dataflow-start-at"));
+    let mut urls = vec!["mem://".to_owned(), format!("file://{}", dir.display())];
+    urls.extend(redis.as_ref().map(RedisServer::url));
+    urls.extend(tansu.as_ref().map(Tansu::url));
+    let rt = runtime();
+    for url in urls {
+        rt.block_on(start_at_on(&url))?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -21,6 +21,7 @@ pub struct PipelineOptions {
     pub(crate) checkpoint_every: std::time::Duration,
     pub(crate) state_dir: Option<std::path::PathBuf>,
     pub(crate) guarantee: Guarantee,
+    pub(crate) start_at: crate::backend::StartAt,
 }
 
 /// What a pipeline promises about its sinks after a crash.
@@ -56,6 +57,7 @@ impl Default for PipelineOptions {
             checkpoint_every: std::time::Duration::from_secs(1),
             state_dir: None,
             guarantee: Guarantee::AtLeastOnce,
+            start_at: crate::backend::StartAt::Earliest,
         }
     }
 }
@@ -142,6 +144,17 @@ impl PipelineOptions {
     /// [`Running::dead_letters`](crate::Running::dead_letters)).
     pub fn dead_letters(mut self, topic: Topic<DeadLetter>) -> Self {
         self.dead_letters = Some(topic);
+        self
+    }
+
+    /// Where the sources' consumer groups start when they do not exist yet (default:
+    /// [`StartAt::Earliest`](crate::backend::StartAt)): the records already in a source
+    /// (earliest), only those appended from now on (latest), or those from a time on (replay;
+    /// not on Kafka). Groups that exist go on from their committed offsets, and a pipeline
+    /// restarting from a checkpoint from the checkpoint: to replay under the same group
+    /// prefix, remove those first, or use a new prefix.
+    pub fn start_at(mut self, start: crate::backend::StartAt) -> Self {
+        self.start_at = start;
         self
     }
 

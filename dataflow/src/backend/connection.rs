@@ -9,7 +9,7 @@ use super::bytes::{Bytes, RemoteBackend};
 use super::mem::MemBackend;
 use super::open;
 use super::store::Backend;
-use super::{BackendError, BackendUrl, TopicProducer, TopicReader};
+use super::{BackendError, BackendUrl, StartAt, TopicProducer, TopicReader};
 use crate::spec::TopicSpec;
 use crate::stage::Deliver;
 
@@ -87,7 +87,7 @@ impl Connection {
     ) -> Result<TopicReader<T>, BackendError> {
         let spec = spec.into();
         let topic = open::open::<T>(&*self.backend, &spec, None).await?;
-        let member = topic.join(group, 1).await?;
+        let member = topic.join(group, 1, StartAt::Earliest).await?;
         Ok(TopicReader::new(topic.name(), member))
     }
 }

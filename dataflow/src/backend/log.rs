@@ -17,7 +17,7 @@ use std::fmt;
 
 use broker::Position;
 
-use super::{BackendError, BoxFuture};
+use super::{BackendError, BoxFuture, StartAt};
 use crate::codec::CodecError;
 
 /// A group member or reader, on its way.
@@ -36,9 +36,8 @@ pub(crate) trait LogTopic<T>: Send + Sync {
 
     /// Joins consumer group `group` as a new member. `local_members` is how many members of
     /// this group this process joins, one after the other (a pipeline: one per partition), so
-    /// that a backend can tell when they have all joined. A new group starts at the earliest
-    /// record.
-    fn join<'a>(&'a self, group: &'a str, local_members: u32) -> Joining<'a, T>;
+    /// that a backend can tell when they have all joined. A new group starts at `start`.
+    fn join<'a>(&'a self, group: &'a str, local_members: u32, start: StartAt) -> Joining<'a, T>;
 
     /// A reader of `partition` alone, outside any group (commits do nothing), from its first
     /// record kept or from its end: for an in-process topic between two segments of a

@@ -55,6 +55,20 @@ pub use secret::Secret;
 pub use typed::{Received, TopicProducer, TopicReader};
 pub use url::BackendUrl;
 
+/// Where a consumer group that does not exist yet starts reading (a group that exists goes
+/// on from its committed offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartAt {
+    /// The oldest record kept (the default).
+    #[default]
+    Earliest,
+    /// The records appended from now on.
+    Latest,
+    /// The first record appended at or after this time (not on Kafka).
+    Timestamp(std::time::SystemTime),
+}
+
 /// A boxed future, as the backend traits return (they are used as trait objects).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::log::{
     Barrier, Batch, Entry, From, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Wait,
 };
-use crate::backend::{BackendError, BoxFuture};
+use crate::backend::{BackendError, BoxFuture, StartAt};
 use crate::codec::CodecError;
 
 /// What an internal topic of a checkpointing pipeline holds.
@@ -67,9 +67,9 @@ impl<T: Send + Sync + 'static> LogTopic<T> for FramedTopic<T> {
         })
     }
 
-    fn join<'a>(&'a self, group: &'a str, local_members: u32) -> Joining<'a, T> {
+    fn join<'a>(&'a self, group: &'a str, local_members: u32, start: StartAt) -> Joining<'a, T> {
         Box::pin(async move {
-            let inner = self.inner.join(group, local_members).await?;
+            let inner = self.inner.join(group, local_members, start).await?;
             Ok(self.framed_reader(inner))
         })
     }

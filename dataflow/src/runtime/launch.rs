@@ -10,8 +10,8 @@ use std::time::Instant;
 use broker::{Broker, Topic, TopicConfig};
 use tokio::sync::watch;
 
-use crate::backend::Connection;
 use crate::backend::store::Backend;
+use crate::backend::{Connection, StartAt};
 use crate::dead_letter::{DeadLetter, StoredDeadLetter};
 use crate::error::{PipelineError, StartError};
 use crate::graph::{Graph, NodeKind};
@@ -321,6 +321,13 @@ impl Launch {
                     .unwrap_or_else(|| self.backend().default_codec()),
                 checkpoint,
                 input_node: input_node(&self.graph, index),
+                // Only sources start where the options say: internal topics hold nothing
+                // older than the run's groups.
+                start: if upstream.is_empty() {
+                    self.options.start_at
+                } else {
+                    StartAt::Earliest
+                },
                 changelogs: changelogs.clone(),
             };
             let rejoin = Rejoin::new(input.clone(), group.clone(), setup);

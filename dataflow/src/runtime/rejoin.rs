@@ -55,7 +55,11 @@ impl<In: Exchange> Rejoin<In> {
         };
         let reader = match partition_reader {
             Some(reader) => reader.await?,
-            None => topic.join(&self.group, topic.partitions()).await?,
+            None => {
+                topic
+                    .join(&self.group, topic.partitions(), self.setup.start)
+                    .await?
+            }
         };
         Task::new(reader, topic.name(), self.setup.clone()).await
     }

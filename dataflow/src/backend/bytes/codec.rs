@@ -12,7 +12,7 @@ use super::{ByteTopic, Delivery, POLL_WAIT, RemoteMember, RemoteProducer};
 use crate::backend::log::{
     Batch, Entry, From, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Undecodable, Wait,
 };
-use crate::backend::{BackendError, BoxFuture};
+use crate::backend::{BackendError, BoxFuture, StartAt};
 use crate::codec::{Codec, CodecError};
 use crate::spec::{Role, TopicSpec};
 use crate::stage::Deliver;
@@ -67,12 +67,12 @@ impl<T: Deliver> LogTopic<T> for CodecTopic<T> {
         })
     }
 
-    fn join<'a>(&'a self, group: &'a str, local_members: u32) -> Joining<'a, T> {
+    fn join<'a>(&'a self, group: &'a str, local_members: u32, start: StartAt) -> Joining<'a, T> {
         Box::pin(async move {
             let topic = &self.topic;
             let member = topic
                 .backend
-                .join(&topic.name, group, topic.partitions, local_members)
+                .join_at(&topic.name, group, topic.partitions, local_members, start)
                 .await?;
             Ok(Box::new(CodecReader::<T>::new(member, self.codec)) as Box<dyn LogReader<T>>)
         })

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BackendError, BoxFuture};
+use super::{BackendError, BoxFuture, StartAt};
 
 mod adapter;
 pub(crate) mod backpressure;
@@ -97,6 +97,28 @@ pub trait RemoteBackend: Send + Sync + fmt::Debug {
         partitions: u32,
         local_members: u32,
     ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>>;
+
+    /// [`join`](Self::join), a group that does not exist yet starting at `start`. Default:
+    /// the earliest record only.
+    fn join_at<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+        partitions: u32,
+        local_members: u32,
+        start: StartAt,
+    ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
+        match start {
+            StartAt::Earliest => self.join(topic, group, partitions, local_members),
+            other => Box::pin(async move {
+                Err(BackendError::Topic {
+                    backend: self.scheme(),
+                    topic: topic.to_owned(),
+                    message: format!("a new group cannot start at {other:?} on this backend"),
+                })
+            }),
+        }
+    }
 }
 
 /// Appends encoded records to one remote topic.

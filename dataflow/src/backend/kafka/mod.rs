@@ -62,6 +62,7 @@ use rdkafka::producer::Producer;
 
 use super::{
     BackendError, BackendUrl, BoxFuture, Delivery, RemoteBackend, RemoteMember, RemoteProducer,
+    StartAt,
 };
 
 mod backlog;
@@ -427,17 +428,45 @@ impl RemoteBackend for KafkaBackend {
         &'a self,
         topic: &'a str,
         group: &'a str,
-        _partitions: u32,
+        partitions: u32,
         local_members: u32,
     ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
+        self.join_at(topic, group, partitions, local_members, StartAt::Earliest)
+    }
+
+    fn join_at<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+        _partitions: u32,
+        local_members: u32,
+        start: StartAt,
+    ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
+        let reset = match start {
+            StartAt::Latest => "latest",
+            StartAt::Timestamp(_) => {
+                return Box::pin(async move {
+                    Err(BackendError::Topic {
+                        backend: SCHEME,
+                        topic: topic.to_owned(),
+                        message: "a new Kafka group starts at the earliest or the latest record, \
+                                  not at a time"
+                            .to_owned(),
+                    })
+                });
+            }
+            _ => "earliest",
+        };
         Box::pin(async move {
             let local = Arc::clone(
                 lock(&self.groups)
                     .entry((topic.to_owned(), group.to_owned()))
                     .or_insert_with(|| Arc::new(LocalGroup::new(local_members as usize))),
             );
+            let mut config = self.consumer_config.clone();
+            config.set("auto.offset.reset", reset);
             let member: Box<dyn RemoteMember> = Box::new(KafkaMember::join(
-                &self.consumer_config,
+                &config,
                 topic,
                 group,
                 &self.endpoint,

@@ -14,7 +14,7 @@ use broker::{
 use super::log::{Batch, Entry, From, Joining, LogReader, LogTopic, LogWriter, RecordMeta, Wait};
 use super::store::{Backend, OnDisk, Open};
 use super::url::BackendUrl;
-use super::{BackendError, BoxFuture};
+use super::{BackendError, BoxFuture, StartAt};
 use crate::codec::CodecError;
 use crate::spec::TopicSpec;
 
@@ -125,9 +125,14 @@ impl<T: Clone + Send + Sync + 'static> LogTopic<T> for EmbeddedTopic<T> {
         Box::pin(async move { Ok(Box::new(writer) as Box<dyn LogWriter<T>>) })
     }
 
-    fn join<'a>(&'a self, group: &'a str, _local_members: u32) -> Joining<'a, T> {
+    fn join<'a>(&'a self, group: &'a str, _local_members: u32, start: StartAt) -> Joining<'a, T> {
+        let start = match start {
+            StartAt::Latest => Start::Latest,
+            StartAt::Timestamp(at) => Start::Timestamp(at),
+            _ => Start::Earliest,
+        };
         Box::pin(async move {
-            let member = self.topic.group(group)?.join();
+            let member = self.topic.group_starting_at(group, start)?.join();
             Ok(Box::new(MemReader {
                 source: member,
                 topic: self.topic.clone(),

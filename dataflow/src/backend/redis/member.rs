@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::access::{self, MemberKeys};
 use super::position::EntryId;
 use super::{Link, bytes, now_millis, stream_key};
-use crate::backend::{BackendError, BoxFuture, Delivery, RemoteMember};
+use crate::backend::{BackendError, BoxFuture, Delivery, RemoteMember, StartAt};
 
 /// Extends a lease only if this member still holds it.
 const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
@@ -74,7 +74,22 @@ impl RedisMember {
         mut commands: Link,
         blocking: Link,
         lease: Duration,
+        start: StartAt,
     ) -> Result<Self, BackendError> {
+        // A group reads the entries after its last delivered id.
+        let after = match start {
+            StartAt::Latest => "$".to_owned(),
+            StartAt::Timestamp(at) => {
+                let millis = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                match millis.checked_sub(1) {
+                    Some(before) => format!("{before}-{}", u64::MAX),
+                    None => "0".to_owned(),
+                }
+            }
+            _ => "0".to_owned(),
+        };
         for partition in 0..partitions {
             let created = commands
                 .query::<()>(
@@ -82,7 +97,7 @@ impl RedisMember {
                         .arg("CREATE")
                         .arg(stream_key(topic, partition))
                         .arg(group)
-                        .arg("0")
+                        .arg(&after)
                         .arg("MKSTREAM"),
                 )
                 .await;

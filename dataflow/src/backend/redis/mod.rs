@@ -41,6 +41,7 @@ use redis::Value;
 
 use super::{
     BackendError, BackendUrl, BoxFuture, Delivery, RemoteBackend, RemoteMember, RemoteProducer,
+    StartAt,
 };
 
 mod access;
@@ -226,7 +227,18 @@ impl RemoteBackend for RedisBackend {
         topic: &'a str,
         group: &'a str,
         partitions: u32,
+        local_members: u32,
+    ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
+        self.join_at(topic, group, partitions, local_members, StartAt::Earliest)
+    }
+
+    fn join_at<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+        partitions: u32,
         _local_members: u32,
+        start: StartAt,
     ) -> BoxFuture<'a, Result<Box<dyn RemoteMember>, BackendError>> {
         Box::pin(async move {
             let commands = self.link(RESPONSE_TIMEOUT);
@@ -239,6 +251,7 @@ impl RemoteBackend for RedisBackend {
                 commands,
                 blocking,
                 self.settings.lease,
+                start,
             )
             .await?;
             Ok(Box::new(member) as Box<dyn RemoteMember>)

@@ -71,6 +71,8 @@ pub(crate) struct TaskSetup {
     pub(crate) checkpoint: Option<CheckpointSetup>,
     /// The node that reads the segment's input.
     pub(crate) input_node: Option<usize>,
+    /// Where the segment's group starts if it does not exist yet.
+    pub(crate) start: crate::backend::StartAt,
     /// The changelogs of the segment's keyed state, on a backend shared between processes.
     pub(crate) changelogs: Option<ChangelogSetup>,
 }

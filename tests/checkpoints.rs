@@ -388,3 +388,108 @@ fn a_stage_that_panics_does_not_stall_checkpoints() -> Result {
     std::fs::remove_dir_all(&state)?;
     Ok(())
 }
+
+#[pipeline]
+fn key_counts(input: Source<u64>, out: Sink<(u64, u64)>) {
+    input.key_by(|x: &u64| *x).count().to(out);
+}
+
+/// A state directory on a small, real file system that fills up: a checkpoint that no longer
+/// fits fails with a typed error (the stop reports it), the last one that fitted stays whole,
+/// and once there is room again the pipeline restarts from it, its counts right.
+#[test]
+fn a_full_disk_under_the_state_directory_is_an_error_and_never_a_wrong_state() -> Result {
+    let Some(disk) = support::small_fs::SmallFs::mount_or_skip("checkpoint-full", 256 << 10) else {
+        return Ok(());
+    };
+    let state = disk.dir().join("state");
+    let rt = runtime();
+    rt.block_on(async {
+        let broker = dataflow::broker::Broker::new();
+        let connection = Connection::mem(&broker);
+        let options = PipelineOptions::new()
+            .connection(&connection)
+            .group("full")
+            .state_dir(&state);
+        let start = |every: Duration| {
+            KeyCounts::builder()
+                .input("in")
+                .out("out")
+                .options(options.clone().checkpoint_every(every))
+                .start()
+        };
+        let mut producer = connection.producer::<u64>("in").await?;
+        // A small state: its checkpoint fits.
+        let running = start(Duration::from_millis(10)).await?;
+        producer.send_batch(0, 0..10).await?;
+        read_all(&connection, "out", 10).await?;
+        running.shutdown().await?;
+        let kept = checkpoint_files(&state);
+        assert_eq!(kept.len(), 1);
+        let good = std::fs::read(&kept[0])?;
+
+        // The disk fills up; the state grows past what is left.
+        let free = 16 << 10;
+        let filler = disk.dir().join("filler");
+        {
+            let mut file = std::fs::File::create(&filler)?;
+            let mut written = 0;
+            let chunk = vec![0u8; 4096];
+            while std::io::Write::write_all(&mut file, &chunk).is_ok() {
+                written += chunk.len();
+            }
+            drop(file);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&filler)?
+                .set_len((written.saturating_sub(free)) as u64)?;
+        }
+        // Only the last checkpoint, at the stop, with the whole grown state: it cannot fit.
+        let running = start(Duration::from_secs(3600)).await?;
+        producer.send_batch(0, 0..20_000).await?;
+        read_all(&connection, "out", 20_010).await?;
+        let stopped = running.shutdown().await;
+        assert!(
+            matches!(
+                stopped,
+                Err(dataflow::PipelineError::State(StateError::Io { .. }))
+            ),
+            "{stopped:?}"
+        );
+        // The last checkpoint that fitted is whole.
+        let kept = checkpoint_files(&state);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            std::fs::read(&kept[0])?,
+            good,
+            "the last good checkpoint is untouched"
+        );
+
+        // Room again: the restart goes on from it, and the input after it is read again.
+        std::fs::remove_file(&filler)?;
+        let running = start(Duration::from_millis(10)).await?;
+        producer.send_batch(0, [0]).await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut reader = connection.reader::<(u64, u64)>("out", "full-check").await?;
+        while last.get(&0) != Some(&3) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "key 0: {:?}",
+                last.get(&0)
+            );
+            for record in reader.recv_batch(4096, Duration::from_millis(100)).await? {
+                let (key, count) = record.value.map_err(|e| e.error)?;
+                let best = last.entry(key).or_default();
+                *best = count.max(*best);
+            }
+        }
+        running.shutdown().await?;
+        // Key 0 was sent three times in all: 1 (first run), 2 (the run whose checkpoints did
+        // not fit: its input read again), 3 (now); never more.
+        assert!(last.values().all(|&n| n <= 3), "{last:?}");
+        Result::Ok(())
+    })?;
+    drop(disk);
+    Ok(())
+}

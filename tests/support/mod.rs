@@ -12,6 +12,9 @@ use std::time::Duration;
 pub mod kafka;
 pub mod pipelines;
 pub mod redis;
+/// A real, small file system (the broker's tests use the same).
+#[path = "../../broker/tests/support/small_fs.rs"]
+pub mod small_fs;
 
 /// `name` on the `PATH`, or at env `env`.
 pub fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
